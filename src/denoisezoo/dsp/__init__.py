@@ -4,13 +4,13 @@ Pure functions on tensors; modules wrap them and register their matrices as buff
 Imports only torch (and math).
 """
 
-from denoisezoo.dsp.erb import erb_filterbank, hz_to_erb, erb_to_hz
+from denoisezoo.dsp.erb import erb_filterbank, erb_to_hz, hz_to_erb
 from denoisezoo.dsp.stft import (
     StftGeometry,
-    sqrt_hann,
-    stft,
     istft,
     num_frames,
+    sqrt_hann,
+    stft,
 )
 
 __all__ = [

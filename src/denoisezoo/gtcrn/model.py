@@ -67,7 +67,8 @@ class ERB(nn.Module):
 def sfe(x: torch.Tensor, kernel: int) -> torch.Tensor:
     """Subband feature extraction: stack ``kernel`` neighbouring bins as channels.
 
-    ``(B, C, T, F)`` -> ``(B, C * kernel, T, F)``, channel ``c * kernel + j`` holding bin ``f + j - kernel // 2``.
+    ``(B, C, T, F)`` -> ``(B, C * kernel, T, F)``; channel ``c * kernel + j`` holds bin
+    ``f + j - kernel // 2`` of channel ``c``.
     """
     b, c, t, f = x.shape
     half = kernel // 2

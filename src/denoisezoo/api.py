@@ -1,0 +1,142 @@
+"""Denoising API: tensors in/out, and files of any rate, channel count and length.
+
+Files are processed block by block through a :class:`~denoisezoo.streaming.Streamer` (channels as the
+batch) and a streaming resampler, so an hour of audio runs in bounded memory and the result equals
+processing the whole file at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from denoisezoo.audio import AtomicWriter, AudioError, audio_info, iter_blocks
+from denoisezoo.dsp.resample import Resampler, resample
+from denoisezoo.dsp.stft import istft, stft
+from denoisezoo.streaming.streamer import Streamer
+
+__all__ = ["enhance", "enhance_array", "denoise_file"]
+
+
+def enhance(model: nn.Module, wav: torch.Tensor) -> torch.Tensor:
+    """Denoise a waveform at the model's rate (offline, whole signal in one forward).
+
+    Args:
+        model: a spectral model (``geometry`` + ``forward``).
+        wav: ``(N,)`` or ``(B, N)`` float waveform at ``model.geometry.sample_rate``.
+
+    Returns:
+        The enhanced waveform, same shape.
+    """
+    if wav.ndim not in (1, 2):
+        raise ValueError(f"expected (N,) or (B, N) waveform, got shape {tuple(wav.shape)}")
+    if wav.shape[-1] == 0:
+        raise ValueError("empty waveform")
+    if not torch.isfinite(wav).all():
+        raise ValueError("waveform contains NaN or inf")
+    g = model.geometry
+    x = wav.float().reshape(-1, wav.shape[-1])
+    with torch.inference_mode():
+        y = istft(model(stft(x, g)), g, x.shape[-1])
+    return y.reshape(wav.shape)
+
+
+def enhance_array(model: nn.Module, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Denoise ``(frames,)`` or ``(frames, channels)`` audio at any rate (resampled both ways)."""
+    a = np.asarray(audio, dtype=np.float32)
+    two_d = a.ndim == 2
+    a2 = a if two_d else a[:, None]
+    sr_m = model.geometry.sample_rate
+    x = resample(a2, sample_rate, sr_m)
+    y = enhance(model, torch.from_numpy(np.ascontiguousarray(x.T))).numpy().T
+    y = resample(np.ascontiguousarray(y), sr_m, sample_rate)
+    y = _fit_length(y, a2.shape[0])
+    return y if two_d else y[:, 0]
+
+
+def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
+    if y.shape[0] >= n:
+        return y[:n]
+    return np.concatenate([y, np.zeros((n - y.shape[0], y.shape[1]), y.dtype)], axis=0)
+
+
+def denoise_file(src: str | Path, dst: str | Path, model: nn.Module, overwrite: bool = False,
+                 block_seconds: float = 10.0, progress: bool | None = None) -> dict:
+    """Denoise one audio file into ``dst`` (same rate, channels, length and subtype).
+
+    Nothing is written unless the whole file was processed: output goes to a temporary file that
+    is renamed at the end. Raises :class:`~denoisezoo.audio.AudioError` for bad input and
+    ``FileExistsError`` if ``dst`` exists and ``overwrite`` is False.
+
+    Returns:
+        A small report: input/output paths, duration, rate, channels, clipped sample count.
+    """
+    info = audio_info(src)
+    g = model.geometry
+    dst = Path(dst)
+    if dst.exists() and not overwrite:
+        raise FileExistsError(f"{dst}: exists (use --overwrite to replace it)")
+    if dst.resolve() == info.path.resolve():
+        raise AudioError(f"{dst}: output would replace its own input")
+    min_frames = max(1, int(np.ceil(g.hop_length * info.sample_rate / g.sample_rate)))
+    if info.frames < min_frames:
+        raise AudioError(f"{info.path}: too short ({info.frames} samples; need at least one "
+                         f"{1000 * g.hop_length / g.sample_rate:.0f} ms frame = {min_frames} samples)")
+    c = info.channels
+    rs_in = Resampler(info.sample_rate, g.sample_rate, c)
+    rs_out = Resampler(g.sample_rate, info.sample_rate, c)
+    streamer = Streamer(model, batch=c)
+    to_skip = g.delay  # streamer output delay at the model rate
+    written = 0
+    writer = AtomicWriter(dst, info.sample_rate, c, subtype=info.subtype, overwrite=overwrite)
+    block = max(1, int(block_seconds * info.sample_rate))
+    bar = _progress(info.frames, info.path.name, progress)
+    try:
+        def emit(y: np.ndarray, last: bool = False) -> None:
+            nonlocal written, to_skip
+            if to_skip:
+                cut = min(to_skip, y.shape[0])
+                y, to_skip = y[cut:], to_skip - cut
+            out = rs_out.process(y, last=last)
+            out = out[: max(0, info.frames - written)]
+            if out.shape[0]:
+                writer.write(out)
+                written += out.shape[0]
+
+        for blk in iter_blocks(info.path, block):
+            x = rs_in.process(blk)
+            if x.shape[0]:
+                emit(streamer.feed(torch.from_numpy(np.ascontiguousarray(x.T))).numpy().T)
+            if bar is not None:
+                bar.update(blk.shape[0])
+        x = rs_in.process(np.zeros((0, c), np.float32), last=True)
+        if x.shape[0]:
+            emit(streamer.feed(torch.from_numpy(np.ascontiguousarray(x.T))).numpy().T)
+        emit(streamer.flush().numpy().T, last=True)
+        if written < info.frames:  # resampler rounding: pad the last few samples with silence
+            writer.write(np.zeros((info.frames - written, c), np.float32))
+            written = info.frames
+        clipped = writer.clipped
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    return {"input": str(info.path), "output": str(dst), "seconds": info.duration,
+            "sample_rate": info.sample_rate, "channels": c, "clipped_samples": clipped}
+
+
+def _progress(total: int, desc: str, enabled: bool | None):
+    if enabled is None:
+        enabled = sys.stderr.isatty() and total > 30 * 16000
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="smp", unit_scale=True, leave=False)

@@ -1,0 +1,105 @@
+"""``denoisezoo denoise IN [IN...] -o OUT``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from denoisezoo.audio import AUDIO_EXTENSIONS
+from denoisezoo.cli.common import add_model_args, error, model_from_args
+
+__all__ = ["add_parser", "run", "plan_outputs"]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("denoise", help="denoise audio files",
+                       description="Denoise audio files (any rate/channels/format soundfile reads).")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="audio files or folders")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output file (one input) or folder (several inputs / a folder input)")
+    add_model_args(p)
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--block-seconds", type=float, default=10.0,
+                   help="processing block length (memory bound for long files)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _collect(inputs: list[str]) -> list[tuple[Path, Path]]:
+    """(source, relative output path) pairs; folders are searched recursively for audio files."""
+    pairs = []
+    for s in inputs:
+        p = Path(s)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            if not files:
+                raise ValueError(f"{p}: folder holds no audio files")
+            pairs += [(f, f.relative_to(p)) for f in files]
+        else:
+            pairs.append((p, Path(p.name)))
+    return pairs
+
+
+def plan_outputs(inputs: list[str], output: str) -> list[tuple[Path, Path]]:
+    """Map inputs to output paths: a file for one file input, else files inside the OUT folder."""
+    pairs = _collect(inputs)
+    out = Path(output)
+    single = len(inputs) == 1 and not Path(inputs[0]).is_dir()
+    if single and not out.is_dir() and out.suffix.lower() in AUDIO_EXTENSIONS:
+        return [(pairs[0][0], out)]
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: several inputs need a folder as output, and this is a file")
+    plan = [(src, out / rel) for src, rel in pairs]
+    seen: dict[Path, Path] = {}
+    for src, dst in plan:
+        if dst in seen:
+            raise ValueError(f"{seen[dst]} and {src} would both be written to {dst}")
+        seen[dst] = src
+    return plan
+
+
+def run(args: argparse.Namespace) -> int:
+    from denoisezoo.api import denoise_file
+    from denoisezoo.audio import AudioError
+
+    try:
+        plan = plan_outputs(args.inputs, args.output)
+    except ValueError as exc:
+        return error(str(exc))
+    missing = [str(s) for s, _ in plan if not s.exists()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        return error(f"{missing[0]}: no such file{more}")
+    if not args.overwrite:
+        existing = [str(d) for _, d in plan if d.exists()]
+        if existing:
+            return error(f"{existing[0]}: exists (use --overwrite to replace it)")
+    try:
+        model = model_from_args(args)
+    except (KeyError, FileNotFoundError, ValueError) as exc:
+        return error(str(exc).strip("'\""))
+    failures = 0
+    progress = None if not args.no_progress else False
+    for src, dst in _iter_progress(plan, args.no_progress):
+        try:
+            rep = denoise_file(src, dst, model, overwrite=args.overwrite,
+                               block_seconds=args.block_seconds, progress=progress)
+        except (AudioError, FileExistsError) as exc:
+            failures += 1
+            error(str(exc))
+            continue
+        if rep["clipped_samples"]:
+            print(f"denoisezoo: warning: {dst}: {rep['clipped_samples']} samples clipped to [-1, 1]",
+                  file=sys.stderr)
+        print(f"{src} -> {dst}")
+    if failures:
+        return error(f"{failures} of {len(plan)} file(s) failed; nothing was written for them")
+    return 0
+
+
+def _iter_progress(plan, disabled: bool):
+    if disabled or len(plan) < 3 or not sys.stderr.isatty():
+        return plan
+    from tqdm import tqdm
+
+    return tqdm(plan, desc="files", unit="file")

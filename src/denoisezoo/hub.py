@@ -1,0 +1,183 @@
+"""Model registry and self-describing checkpoints.
+
+A denoisezoo checkpoint is a ``torch.save`` dict of plain data (loadable with
+``weights_only=True``; no pickled classes)::
+
+    {"format": "denoisezoo", "format_version": 1, "family": "gtcrn", "name": "gtcrn",
+     "config": {...}, "state_dict": {...}, "meta": {...}}
+
+``meta`` records what a user needs to trust the weights: versions, sample rate, hop, training data,
+steps, teacher, metrics. :func:`load_model` accepts a shipped model name, a preset name
+(``pretrained=False``), a denoisezoo checkpoint, a Lightning checkpoint of our training modules, or an
+official GTCRN ``.tar``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from denoisezoo.gtcrn import GTCRN, GTCRNConfig
+from denoisezoo.gtcrn.official import is_official_checkpoint, model_from_official_state
+from denoisezoo.gtcrn.presets import GTCRN_PRESETS
+
+__all__ = [
+    "FAMILIES",
+    "PRESETS",
+    "build_model",
+    "load_model",
+    "save_checkpoint",
+    "load_checkpoint_file",
+    "shipped_models",
+    "model_family",
+    "CheckpointError",
+]
+
+FORMAT = "denoisezoo"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a loadable model checkpoint."""
+
+
+@dataclass(frozen=True)
+class Family:
+    model_cls: type[nn.Module]
+    config_cls: Any
+
+
+FAMILIES: dict[str, Family] = {"gtcrn": Family(GTCRN, GTCRNConfig)}
+PRESETS: dict[str, Callable[[], nn.Module]] = dict(GTCRN_PRESETS)
+
+
+def model_family(model: nn.Module) -> str:
+    for name, fam in FAMILIES.items():
+        if isinstance(model, fam.model_cls):
+            return name
+    raise TypeError(f"{type(model).__name__} is not a registered model family")
+
+
+def register_family(name: str, model_cls: type[nn.Module], config_cls: Any,
+                    presets: dict[str, Callable[[], nn.Module]]) -> None:
+    """Add a model family (used by subpackages such as the RNNoise port)."""
+    FAMILIES[name] = Family(model_cls, config_cls)
+    PRESETS.update(presets)
+
+
+def build_model(name: str) -> nn.Module:
+    """A randomly initialised model from a preset name (see :data:`PRESETS`)."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; available: {', '.join(sorted(PRESETS))}")
+    return PRESETS[name]()
+
+
+def _weights_dir() -> Path:
+    return Path(str(resources.files("denoisezoo") / "weights"))
+
+
+def shipped_models() -> dict[str, Path]:
+    """Names of the models whose trained weights ship inside the package."""
+    d = _weights_dir()
+    return {p.stem: p for p in sorted(d.glob("*.pt"))} if d.is_dir() else {}
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, name: str | None = None,
+                    meta: dict[str, Any] | None = None) -> Path:
+    """Write a self-describing checkpoint of ``model``."""
+    family = model_family(model)
+    cfg = model.config
+    obj = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "family": family,
+        "name": name or family,
+        "config": cfg.to_dict(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "meta": {
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "torch": str(torch.__version__),
+            "sample_rate": cfg.sample_rate,
+            "hop_length": cfg.hop_length,
+            "n_fft": cfg.n_fft,
+            "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            **(meta or {}),
+        },
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint file into a plain dict (no code execution)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {p}")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"{p}: not a readable checkpoint ({str(exc).splitlines()[0][:160]})") from exc
+
+
+def model_from_checkpoint(obj: dict[str, Any], source: str = "<dict>") -> nn.Module:
+    """Build the model a loaded checkpoint dict describes (ours, Lightning's or official)."""
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        fam = FAMILIES.get(obj["family"])
+        if fam is None:
+            raise CheckpointError(f"{source}: unknown model family {obj['family']!r}")
+        model = fam.model_cls(fam.config_cls.from_dict(obj["config"]))
+        model.load_state_dict(obj["state_dict"])
+        model.checkpoint_meta = {"name": obj.get("name"), **obj.get("meta", {})}
+        return model.eval()
+    if is_official_checkpoint(obj):
+        model = model_from_official_state(obj["model"])
+        model.checkpoint_meta = {"name": "gtcrn_official", "epoch": obj.get("epoch")}
+        return model
+    if isinstance(obj, dict) and "denoisezoo_model" in obj.get("hyper_parameters", {}) | obj:
+        # Lightning checkpoint written by denoisezoo.training (model description stored by the module)
+        desc = obj.get("denoisezoo_model") or obj["hyper_parameters"]["denoisezoo_model"]
+        fam = FAMILIES[desc["family"]]
+        model = fam.model_cls(fam.config_cls.from_dict(desc["config"]))
+        prefix = desc.get("prefix", "model.")
+        sd = {k[len(prefix):]: v for k, v in obj["state_dict"].items() if k.startswith(prefix)}
+        model.load_state_dict(sd)
+        model.checkpoint_meta = {"name": desc.get("name", desc["family"]),
+                                 "global_step": obj.get("global_step")}
+        return model.eval()
+    raise CheckpointError(f"{source}: not a denoisezoo, Lightning or official GTCRN checkpoint")
+
+
+def load_model(name_or_path: str | Path, pretrained: bool = True) -> nn.Module:
+    """Load a model by shipped name, preset name or checkpoint path.
+
+    Args:
+        name_or_path: ``"gtcrn"`` (shipped weights), a preset such as ``"gtcrn_tiny"`` with
+            ``pretrained=False``, or a path to a checkpoint file.
+        pretrained: if False, build the named preset with random weights.
+
+    Returns:
+        The model in eval mode.
+    """
+    s = str(name_or_path)
+    p = Path(s)
+    if p.suffix in (".pt", ".tar", ".ckpt", ".pth") or p.exists():
+        return model_from_checkpoint(load_checkpoint_file(p), s)
+    if not pretrained:
+        return build_model(s).eval()
+    shipped = shipped_models()
+    if s in shipped:
+        return model_from_checkpoint(load_checkpoint_file(shipped[s]), s)
+    avail = ", ".join(sorted(shipped)) or "none yet"
+    hint = " (a preset: pass pretrained=False for random weights)" if s in PRESETS else ""
+    raise KeyError(f"no trained model named {s!r}{hint}; shipped models: {avail}")
