@@ -65,12 +65,15 @@ def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
 
 
 def denoise_file(src: str | Path, dst: str | Path, model: nn.Module, overwrite: bool = False,
-                 block_seconds: float = 10.0, progress: bool | None = None) -> dict:
+                 block_seconds: float = 10.0, progress: bool | None = None,
+                 streaming: bool = False) -> dict:
     """Denoise one audio file into ``dst`` (same rate, channels, length and subtype).
 
     Nothing is written unless the whole file was processed: output goes to a temporary file that
     is renamed at the end. Raises :class:`~denoisezoo.audio.AudioError` for bad input and
-    ``FileExistsError`` if ``dst`` exists and ``overwrite`` is False.
+    ``FileExistsError`` if ``dst`` exists and ``overwrite`` is False. With ``streaming=True`` the
+    :class:`~denoisezoo.streaming.Streamer` is fed one hop at a time, as a live stream would be
+    (same result, slower).
 
     Returns:
         A small report: input/output paths, duration, rate, channels, clipped sample count.
@@ -96,6 +99,14 @@ def denoise_file(src: str | Path, dst: str | Path, model: nn.Module, overwrite: 
     block = max(1, int(block_seconds * info.sample_rate))
     bar = _progress(info.frames, info.path.name, progress)
     try:
+        def feed(x: np.ndarray) -> np.ndarray:
+            xt = torch.from_numpy(np.ascontiguousarray(x.T))  # C, n at the model rate
+            if not streaming:
+                return streamer.feed(xt).numpy().T
+            hop = g.hop_length
+            ys = [streamer.feed(xt[:, i : i + hop]) for i in range(0, xt.shape[-1], hop)]
+            return torch.cat(ys, dim=-1).numpy().T
+
         def emit(y: np.ndarray, last: bool = False) -> None:
             nonlocal written, to_skip
             if to_skip:
@@ -110,12 +121,12 @@ def denoise_file(src: str | Path, dst: str | Path, model: nn.Module, overwrite: 
         for blk in iter_blocks(info.path, block):
             x = rs_in.process(blk)
             if x.shape[0]:
-                emit(streamer.feed(torch.from_numpy(np.ascontiguousarray(x.T))).numpy().T)
+                emit(feed(x))
             if bar is not None:
                 bar.update(blk.shape[0])
         x = rs_in.process(np.zeros((0, c), np.float32), last=True)
         if x.shape[0]:
-            emit(streamer.feed(torch.from_numpy(np.ascontiguousarray(x.T))).numpy().T)
+            emit(feed(x))
         emit(streamer.flush().numpy().T, last=True)
         if written < info.frames:  # resampler rounding: pad the last few samples with silence
             writer.write(np.zeros((info.frames - written, c), np.float32))

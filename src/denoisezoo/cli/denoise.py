@@ -23,6 +23,8 @@ def add_parser(sub) -> None:
     p.add_argument("--block-seconds", type=float, default=10.0,
                    help="processing block length (memory bound for long files)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--streaming", action="store_true",
+                   help="run the streaming engine one hop at a time, as live audio (same output)")
 
 
 def _collect(inputs: list[str]) -> list[tuple[Path, Path]]:
@@ -83,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     for src, dst in _iter_progress(plan, args.no_progress):
         try:
             rep = denoise_file(src, dst, model, overwrite=args.overwrite,
-                               block_seconds=args.block_seconds, progress=progress)
+                               block_seconds=args.block_seconds, progress=progress,
+                               streaming=args.streaming)
         except (AudioError, FileExistsError) as exc:
             failures += 1
             error(str(exc))

@@ -12,9 +12,12 @@ Files that fail to decode (or are silent, or too short) are logged at WARNING an
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
 import logging
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -146,46 +149,49 @@ class AudioCorpus:
         arrays: list[np.ndarray] = []
         scales: list[float] = []
         rms: list[float] = []
-        for path, res in zip(files, decoded):
+        for path, res in zip(files, decoded, strict=True):
             if isinstance(res, str):
                 self.skipped.append((path, res))
-                _log.warning("%s: skipping %s (%s)", self.name, path, res)
+                _log.warning("%s: skipping %s", self.name, res)
                 continue
-            x = res
-            peak = float(np.max(np.abs(x)))
-            scale = peak / 32767.0
-            arrays.append(np.round(x / scale).astype(np.int16))
-            scales.append(scale)
-            rms.append(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))))
+            arrays.append(res[0])
+            scales.append(res[1])
+            rms.append(res[2])
             self.paths.append(path)
+        del decoded
         self.lengths = np.array([a.shape[0] for a in arrays], np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
         self.data = np.concatenate(arrays) if arrays else np.zeros(0, np.int16)
         self.scales = np.array(scales, np.float32)
         self.rms = np.array(rms, np.float32)
+        del arrays
+        _release_free_heap()
         self._loaded = True
         if files:
             _log.info("%s: %d files, %.1f min cached (%d skipped)", self.name, len(self.paths),
                       self.total_seconds / 60, len(self.skipped))
         return self
 
-    def _decode(self, path: Path) -> np.ndarray | str:
-        """Decoded mono float32 audio at the corpus rate, or a reason string on failure."""
+    def _decode(self, path: Path) -> tuple[np.ndarray, float, float] | str:
+        """``(int16 audio, scale, rms)`` at the corpus rate, or a reason (``"<path>: why"``)."""
         try:
             data, sr = read_audio(path)
         except AudioError as exc:
             return str(exc)
         except Exception as exc:  # noqa: BLE001 - a bad file must never kill an epoch
-            return f"{type(exc).__name__}: {exc}"
+            return f"{path}: {type(exc).__name__}: {exc}"
         x = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
         x = resample(np.ascontiguousarray(x, np.float32), sr, self.sample_rate)
         if self.highpass_hz > 0:
             x = _highpass(x, self.highpass_hz, self.sample_rate)
         if x.shape[0] < self.min_samples:
-            return f"too short ({x.shape[0]} samples < {self.min_samples})"
-        if not np.any(np.abs(x) > 1e-5):
-            return "silent (peak below -100 dBFS)"
-        return np.ascontiguousarray(x, np.float32)
+            return f"{path}: too short ({x.shape[0]} samples < {self.min_samples})"
+        peak = float(np.max(np.abs(x)))
+        if peak <= 1e-5:
+            return f"{path}: silent (peak below -100 dBFS)"
+        scale = peak / 32767.0
+        rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+        return np.round(x / scale).astype(np.int16), scale, rms
 
     def _require(self) -> None:
         if not self._loaded:
@@ -218,6 +224,13 @@ class AudioCorpus:
             return self.segment(index, start, length)
         idx = (np.arange(start, start + length, dtype=np.int64) % n) + int(self.offsets[index])
         return self.data[idx].astype(np.float32) * self.scales[index]
+
+
+def _release_free_heap() -> None:
+    """Return freed decode buffers to the OS (glibc keeps them in the heap otherwise)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _highpass(x: np.ndarray, cutoff_hz: float, sample_rate: int) -> np.ndarray:

@@ -54,8 +54,8 @@ class MixDataModule(L.LightningDataModule):
         val_rir_prob: room probability in the validation mixtures.
     """
 
-    def __init__(self, train_speech: Sequence[str] = (), train_noise: Sequence[str] = (),
-                 val_speech: Sequence[str] = (), val_noise: Sequence[str] = (),
+    def __init__(self, train_speech: Sequence[str], train_noise: Sequence[str],
+                 val_speech: Sequence[str], val_noise: Sequence[str],
                  rir: Sequence[str] = (), sample_rate: int = 16000, segment_seconds: float = 4.0,
                  batch_size: int = 16, num_workers: int = 2, train_length: int = 8000,
                  val_length: int = 64, val_segment_seconds: float = 4.0, seed: int = 0,
@@ -124,7 +124,17 @@ class MixDataModule(L.LightningDataModule):
         return DataLoader(self.val_set, shuffle=False, drop_last=False, **kw)
 
     def state_dict(self) -> dict:
-        return {"epoch": self.train_sampler.epoch}
+        """Saved in Lightning checkpoints: the sampler epoch and the items of it already consumed,
+        so a run killed mid-epoch resumes with exactly the batches it had not yet seen."""
+        consumed = 0
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            consumed = trainer.fit_loop.epoch_loop.batch_progress.current.processed * self.batch_size
+        return {"epoch": self.train_sampler.epoch, "consumed": int(consumed)}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.train_sampler.set_epoch(int(state_dict.get("epoch", 0)))
+        epoch = int(state_dict.get("epoch", 0))
+        self.train_sampler.set_epoch(epoch)
+        consumed = int(state_dict.get("consumed", 0))
+        if 0 < consumed <= self.train_sampler.length:
+            self.train_sampler.skip_to(epoch, consumed)

@@ -2,10 +2,12 @@
 
 One mixture of ``n`` samples is made by :meth:`Mixer.mix` from a ``numpy.random.Generator``:
 
-1. **Speech**: a file is drawn with probability proportional to ``min(length, n)``; a random crop
-   of ``n`` samples is taken, re-drawn (up to 8 times) if it is near-silent (power more than 20 dB
-   below the file's, or below -70 dBFS). A file shorter than ``n`` is either zero-padded at a random
-   offset or, with probability 1/2, followed after a 50-500 ms gap by a crop of a second file.
+1. **Speech**: a file is drawn with probability proportional to ``min(length, n)``. From a file
+   longer than ``n``, a crop of ``n`` samples is taken around a randomly drawn *active* 20 ms frame
+   (within 30 dB of the file's loudest), and re-drawn (up to 8 times) if still near-silent (power
+   more than 20 dB below the file's, or below -70 dBFS). A file shorter than ``n`` is zero-padded at
+   a random offset or, with probability 1/2, followed after a 50-500 ms gap by a crop of a second
+   file (the pair placed at a random offset).
 2. **Noise**: with probability ``synthetic_noise_prob`` (always, when no noise files are given)
    synthetic noise: coloured Gaussian noise (1/f^beta, beta in [0, 2]: white to brown), mains hum at
    50/60 Hz with harmonics, babble (3-6 other speech files of the corpus, each at unit power,
@@ -99,6 +101,8 @@ class Mixer:
         self._lowpass_bank: list[np.ndarray] = []
         self._rirs: list[np.ndarray] = []
         self._cdf: dict[tuple[str, int], np.ndarray] = {}
+        self._active: list[np.ndarray] = []
+        self._frame = int(round(synth.FRAME_SECONDS * self.sample_rate))
 
     # ---------------------------------------------------------------- setup
     def load(self) -> Mixer:
@@ -109,6 +113,7 @@ class Mixer:
             c.load()
         if len(self.speech) == 0:
             raise CorpusError(f"no decodable speech files in {self.speech.entries!r}")
+        self._active = [self._active_frames(self.speech.get(j)) for j in range(len(self.speech))]
         self._rirs = [synth.prepare_rir(self.rir.get(k), self.sample_rate)
                       for k in range(len(self.rir))]
         cut = np.arange(4000.0, 7501.0, 250.0)
@@ -116,6 +121,15 @@ class Mixer:
         self._lowpass_bank = [synth.lowpass_sos(float(c), self.sample_rate) for c in cut]
         self._ready = True
         return self
+
+    def _active_frames(self, x: np.ndarray) -> np.ndarray:
+        """Start samples of the 20 ms frames of ``x`` within 30 dB of its loudest frame."""
+        f = self._frame
+        m = x.shape[0] // f
+        if m == 0:
+            return np.zeros(1, np.int32)
+        p = np.mean(np.square(x[:m * f].reshape(m, f), dtype=np.float64), axis=1)
+        return (np.flatnonzero(p >= max(float(p.max()) * 1e-3, 1e-10)) * f).astype(np.int32)
 
     def _pick(self, which: str, rng: np.random.Generator, n: int) -> int:
         """Draw a file with probability ~ min(length, n): long files do not dominate."""
@@ -127,15 +141,21 @@ class Mixer:
         return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(cdf) - 1))
 
     # ---------------------------------------------------------------- speech
-    def _speech(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, list[str]]:
+    def _speech(self, rng: np.random.Generator, n: int, index: int | None = None,
+                ) -> tuple[np.ndarray, list[str], int]:
         c = self.speech
         x = np.zeros(n, np.float32)
         names: list[str] = []
+        j = 0
         for _ in range(8):
-            j = self._pick("speech", rng, n)
+            j = self._pick("speech", rng, n) if index is None else index
             length = int(c.lengths[j])
             if length >= n:
-                start = int(rng.integers(0, length - n + 1))
+                # centre the draw on an active frame, so most crops hold speech
+                act = self._active[j]
+                a = int(act[int(rng.integers(0, act.shape[0]))])
+                lo, hi = max(0, a + self._frame - n), min(a, length - n)
+                start = int(rng.integers(lo, max(lo, hi) + 1))
                 x = c.segment(j, start, n)
                 p = float(np.mean(np.square(x, dtype=np.float64)))
                 names = [c.paths[j].name]
@@ -146,7 +166,7 @@ class Mixer:
             names = [c.paths[j].name]
             pieces = [(0, first)]
             used = length
-            if len(c) > 1 and rng.random() < _CONCAT_PROB:
+            if index is None and len(c) > 1 and rng.random() < _CONCAT_PROB:
                 gap = int(rng.uniform(0.05, 0.5) * self.sample_rate)
                 room = n - length - gap
                 if room >= int(0.25 * self.sample_rate):
@@ -163,7 +183,7 @@ class Mixer:
                 x[off + pos:off + pos + seg.shape[0]] = seg
             if float(np.max(np.abs(x))) > 3e-4:
                 break
-        return x, names
+        return x, names, j
 
     # ---------------------------------------------------------------- noise
     def _babble(self, rng: np.random.Generator, n: int, exclude: int = -1) -> np.ndarray:
@@ -178,11 +198,12 @@ class Mixer:
             out += seg / max(float(c.rms[j]), 1e-6)
         return out
 
-    def _synthetic(self, rng: np.random.Generator, n: int, kind: str) -> np.ndarray:
+    def _synthetic(self, rng: np.random.Generator, n: int, kind: str, exclude: int = -1,
+                   ) -> np.ndarray:
         sr = self.sample_rate
         if kind in ("colored", "hum", "colored+hum"):
             return synth.synthetic_spectrum_noise(rng, n, sr, kind)
-        b = self._babble(rng, n)
+        b = self._babble(rng, n, exclude)
         if kind == "babble":
             return b
         col = synth.synthetic_spectrum_noise(rng, n, sr, "colored")
@@ -190,11 +211,12 @@ class Mixer:
         rel = 10.0 ** (rng.uniform(-15.0, 5.0) / 20.0)
         return b + col * np.float32(rel * np.sqrt(max(pb, 1e-12)))
 
-    def _noise(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, str]:
+    def _noise(self, rng: np.random.Generator, n: int, exclude: int = -1,
+               ) -> tuple[np.ndarray, str]:
         has_real = len(self.noise) > 0
         if not has_real or rng.random() < self.synthetic_noise_prob:
             kind = _SYNTH_KINDS[int(np.searchsorted(np.cumsum(_SYNTH_P), rng.random() * _SYNTH_P.sum()))]
-            return self._synthetic(rng, n, kind), f"synthetic:{kind}"
+            return self._synthetic(rng, n, kind, exclude), f"synthetic:{kind}"
         c = self.noise
         j = self._pick("noise", rng, n)
         length = int(c.lengths[j])
@@ -210,13 +232,19 @@ class Mixer:
         return v, name
 
     # ---------------------------------------------------------------- mixture
-    def mix(self, rng: np.random.Generator, n: int,
-            ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        """One mixture: ``(noisy (n,), clean (n,), info)`` float32; ``info`` describes the draw."""
+    def mix(self, rng: np.random.Generator, n: int, speech_index: int | None = None,
+            snr_db: float | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """One mixture: ``(noisy (n,), clean (n,), info)`` float32; ``info`` describes the draw.
+
+        ``speech_index`` forces the speech file (no second prompt is appended); ``snr_db`` forces
+        the SNR instead of drawing it from the range.
+        """
         self.load()
         sr = self.sample_rate
-        speech, names = self._speech(rng, n)
-        noise, noise_name = self._noise(rng, n)
+        if speech_index is not None and not 0 <= speech_index < len(self.speech):
+            raise IndexError(f"speech_index {speech_index} out of range ({len(self.speech)} files)")
+        speech, names, j = self._speech(rng, n, speech_index)
+        noise, noise_name = self._noise(rng, n, exclude=j)
         info: dict[str, Any] = {"speech": "+".join(names), "noise": noise_name}
 
         rev, target = speech, speech
@@ -255,7 +283,7 @@ class Mixer:
             else:
                 rev, target, noise = out[0], out[1], out[2]
 
-        snr = float(rng.uniform(*self.snr_db))
+        snr = float(rng.uniform(*self.snr_db)) if snr_db is None else float(snr_db)
         p_s = synth.active_power(rev, sr)
         p_n = float(np.mean(np.square(noise, dtype=np.float64)))
         if p_n < 1e-14:  # silent noise crop: fall back to white noise
@@ -295,8 +323,13 @@ class DynamicMixDataset(Dataset):
     Corpora are decoded on first access; call :meth:`preload` in the main process before workers
     are forked so they share the cache.
 
-    >>> ds = DynamicMixDataset(["speech_dir"], [], segment_seconds=1.0)  # doctest: +SKIP
-    >>> noisy, clean = ds[0]  # doctest: +SKIP
+    >>> import tempfile, numpy as np, soundfile as sf
+    >>> folder = tempfile.mkdtemp()
+    >>> sf.write(f"{folder}/a.wav", 0.1 * np.sin(np.arange(16000) / 5.0), 16000)
+    >>> ds = DynamicMixDataset([folder], [], segment_seconds=0.5, length=8)  # synthetic noise only
+    >>> noisy, clean = ds[3]
+    >>> noisy.shape, clean.dtype
+    (torch.Size([8000]), torch.float32)
     """
 
     def __init__(self, speech: Sequence[str | Path], noise: Sequence[str | Path],
@@ -366,26 +399,34 @@ class EpochSampler(Sampler):
 
     Lightning calls :meth:`set_epoch` each epoch (also through its distributed sampler wrapper), so
     the order and the content of every item are functions of ``(seed, epoch)`` only, also with
-    persistent workers. ``start`` skips the first items of the epoch (mid-epoch resume).
+    persistent workers. :meth:`skip_to` resumes inside an epoch: the first ``start`` items of that
+    epoch (only) are skipped.
     """
 
     def __init__(self, length: int, seed: int = 0, shuffle: bool = True):
         self.length, self.seed, self.shuffle = int(length), int(seed), bool(shuffle)
         self.epoch = 0
-        self.start = 0
+        self._skip: dict[int, int] = {}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def skip_to(self, epoch: int, start: int) -> None:
+        """In ``epoch``, start at position ``start`` of its order (mid-epoch resume)."""
+        if not 0 <= start <= self.length:
+            raise ValueError(f"start must be in [0, {self.length}], found {start}")
+        self._skip = {int(epoch): int(start)}
+
     def order(self, epoch: int) -> np.ndarray:
+        """The item indices of ``epoch`` in the order they are yielded (before any skip)."""
         if not self.shuffle:
             return np.arange(self.length)
         return np.random.default_rng([_TAG_ORDER, self.seed, int(epoch)]).permutation(self.length)
 
     def __iter__(self):
         e = self.epoch
-        for i in self.order(e)[self.start:]:
+        for i in self.order(e)[self._skip.get(e, 0):]:
             yield (e, int(i))
 
     def __len__(self) -> int:
-        return self.length - self.start
+        return self.length - self._skip.get(self.epoch, 0)

@@ -27,7 +27,7 @@ import sys
 import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -302,7 +302,6 @@ class ScoreJob:
     noisy: np.ndarray | None = None
     pesq_modes: tuple[str, ...] = ("wb",)
     dnsmos: bool = False
-    tag: Any = field(default=None)
 
 
 def _as_job(item: Any) -> ScoreJob:

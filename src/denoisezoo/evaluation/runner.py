@@ -16,7 +16,8 @@ Example:
     >>> res = evaluate_systems({"half": lambda x, sr: 0.5 * x}, [pair], workers=1, progress=False)
     >>> sorted(res["summary"])
     ['half', 'noisy']
-    >>> round(res["summary"]["half"]["metrics"]["si_sdr"]["mean"] - res["summary"]["noisy"]["metrics"]["si_sdr"]["mean"], 6)
+    >>> s = res["summary"]
+    >>> round(s["half"]["metrics"]["si_sdr"]["mean"] - s["noisy"]["metrics"]["si_sdr"]["mean"], 6)
     0.0
 """
 
@@ -93,7 +94,7 @@ def evaluate_systems(systems: Mapping[str, System], pairs: Sequence[Pair | Loade
             for item in pairs[start:start + chunk]:
                 _enhance_pair(item, funcs, timing, rows, jobs, pending, dnsmos, tuple(pesq_modes))
             results = _score(jobs, pool)
-            for row, res in zip(pending, results):
+            for row, res in zip(pending, results, strict=True):
                 _fill_row(row, res)
             bar.update(len(pairs[start:start + chunk]))
     finally:

@@ -1,0 +1,424 @@
+"""Streaming speed: per-hop latency and real-time factor, eager vs ONNX Runtime vs offline.
+
+For each model (the paper-size ``gtcrn`` with random weights, every shipped model, the official
+GTCRN DNS3 checkpoint from ``../shared`` when present, and any ``--checkpoint``), on the same
+synthetic clip (default 10 s), with one thread everywhere (``torch.set_num_threads(1)``, ONNX
+Runtime ``intra_op_num_threads=1``):
+
+- ``eager step``: :class:`denoisezoo.streaming.Streamer` over the PyTorch model, fed one hop
+  (16 ms) per call as live audio would be; per-hop time includes STFT, model step and iSTFT;
+- ``onnxruntime step``: the same with the exported step (:class:`OnnxStepModel`);
+- ``offline``: ``denoisezoo.api.enhance`` on the whole clip in one forward (the file path).
+
+``step_only`` columns time the bare model step (``model.step`` / one ``session.run``) on the same
+frames, without the STFT and the session bookkeeping. RTF = compute time / audio duration.
+Timings on shared machines move by +-25 % from run to run: compare rows of one run.
+
+Usage::
+
+    python benchmarks/streaming.py                 # writes benchmarks/results/streaming.{json,md}
+    python benchmarks/streaming.py --seconds 3 --out /tmp/bench --no-official
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SHARED = REPO.parent / "shared"
+OFFICIAL_DNS3 = "reference/gtcrn/checkpoints/stream_onnx_models__model_trained_on_dns3.tar"
+TARGET_ORT_RTF = 0.03  # issue: GTCRN step on ONNX Runtime, one thread
+EAGER_MARGIN = 4.0  # issue: eager step within the hop with 4x margin
+REFERENCE = ("official GTCRN streaming ONNX (FIELD_NOTES, not measured in this run): 0.88 ms mean "
+             "per frame, p99 1.34 ms, RTF 0.055 (0.060 with numpy STFT/iSTFT)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=10.0, help="clip length (default 10 s)")
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results",
+                   help="folder for streaming.json and streaming.md")
+    p.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared data folder")
+    p.add_argument("--no-official", action="store_true", help="skip the official DNS3 checkpoint")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
+                   help="add a checkpoint (repeatable)")
+    p.add_argument("--warmup", type=int, default=30, help="hops run before timing (default 30)")
+    return p
+
+
+def clip(seconds: float, sr: int = 16000, seed: int = 0) -> torch.Tensor:
+    """A deterministic speech-like test clip (harmonic bursts + noise), ``(N,)`` float32."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    phase = 2 * np.pi * np.cumsum(120 + 40 * np.sin(2 * np.pi * 0.7 * t)) / sr
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 12)) * (np.sin(2 * np.pi * 2.5 * t) > 0)
+    x = 0.2 * voiced + 0.05 * rng.standard_normal(n)
+    return torch.from_numpy((0.5 * x / np.abs(x).max()).astype(np.float32))
+
+
+def _summary(times_s: list[float] | np.ndarray, hop_s: float) -> dict[str, float]:
+    t = np.asarray(times_s) * 1e6
+    return {"hops": int(t.size), "p50_us": float(np.percentile(t, 50)),
+            "p99_us": float(np.percentile(t, 99)), "max_us": float(t.max()),
+            "mean_us": float(t.mean()), "rtf": float(t.mean() / (hop_s * 1e6))}
+
+
+def time_streamer(model, x: torch.Tensor, warmup: int) -> dict[str, float]:
+    """One hop per ``feed``; returns per-hop statistics (STFT + model + iSTFT)."""
+    from denoisezoo.streaming import Streamer
+
+    s = Streamer(model)
+    hop = s.geometry.hop_length
+    w = torch.randn(warmup * hop) * 0.1
+    for i in range(warmup):
+        s.feed(w[i * hop : (i + 1) * hop])
+    s.reset()
+    s.reset_stats()
+    for i in range(0, x.shape[-1] - hop + 1, hop):
+        s.feed(x[i : i + hop])
+    return _summary(list(s.frame_times), hop / s.geometry.sample_rate)
+
+
+class _Identity:
+    """A streamable no-op (output = input spectrum): times the Streamer's own per-hop cost."""
+
+    def __init__(self, geometry):
+        self.geometry = geometry
+
+    def initial_state(self, batch=1, device=None, dtype=None):
+        return None
+
+    def forward_stateful(self, spec, state):
+        return spec, state
+
+
+def time_step_only(step, spec: torch.Tensor, state, warmup: int, hop_s: float) -> dict[str, float]:
+    """Bare ``step(frame, state)`` calls over the frames of ``spec (1, F, T, 2)``."""
+    frames = [spec[:, :, i].contiguous() for i in range(spec.shape[2])]
+    for i in range(warmup):
+        _, state = step(frames[i % len(frames)], state)
+    times = []
+    for f in frames:
+        t0 = time.perf_counter()
+        _, state = step(f, state)
+        times.append(time.perf_counter() - t0)
+    return _summary(times, hop_s)
+
+
+def ort_variants(path: Path, spec: torch.Tensor, warmup: int, hop_s: float) -> dict[str, Any]:
+    """Bare ``session.run`` step time under several ONNX Runtime settings (same frames)."""
+    import onnx
+    import onnxruntime as ort
+
+    levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    frames = [np.ascontiguousarray(spec[:, :, i].numpy()) for i in range(spec.shape[2])]
+    out: dict[str, Any] = {"exported_nodes": len(onnx.load(str(path)).graph.node)}
+    for name, level in levels.items():
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = so.inter_op_num_threads = 1
+        so.graph_optimization_level = level
+        opt = path.with_name(f"{path.stem}.{name}.opt.onnx")
+        so.optimized_model_filepath = str(opt)
+        so.log_severity_level = 3
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        out[f"{name}_nodes"] = len(onnx.load(str(opt)).graph.node)
+        for binding in (False, True):
+            run = _ort_runner(sess, binding)
+            for i in range(warmup):
+                run(frames[i % len(frames)])
+            times = []
+            for f in frames:
+                t0 = time.perf_counter()
+                run(f)
+                times.append(time.perf_counter() - t0)
+            out[name + (" + io_binding" if binding else "")] = _summary(times, hop_s)
+    return out
+
+
+def _ort_runner(sess, binding: bool):
+    """A ``run(frame)`` closure carrying the state: plain ``run`` or I/O binding with
+    pre-allocated ping-pong state buffers."""
+    import onnxruntime as ort
+
+    names = [i.name for i in sess.get_inputs()][1:]
+    shapes = {i.name: i.shape for i in sess.get_inputs()}
+    feeds = {n: np.zeros(shapes[n], np.float32) for n in names}
+    if not binding:
+        def run(frame):
+            feeds["frame"] = frame
+            res = sess.run(None, feeds)
+            feeds.update(zip(names, res[1:], strict=True))
+            return res[0]
+        return run
+    frame_buf = np.zeros(shapes["frame"], np.float32)
+    out_buf = np.zeros(shapes["frame"], np.float32)
+    bufs = [{n: ort.OrtValue.ortvalue_from_numpy(np.zeros(shapes[n], np.float32)) for n in names}
+            for _ in range(2)]
+    bindings = []
+    for src, dst in ((bufs[0], bufs[1]), (bufs[1], bufs[0])):
+        io = sess.io_binding()
+        io.bind_ortvalue_input("frame", ort.OrtValue.ortvalue_from_numpy(frame_buf))
+        io.bind_ortvalue_output("out", ort.OrtValue.ortvalue_from_numpy(out_buf))
+        for n in names:
+            io.bind_ortvalue_input(n, src[n])
+            io.bind_ortvalue_output(f"{n}_out", dst[n])
+        bindings.append(io)
+    count = [0]
+
+    def run_bound(frame):
+        frame_buf[...] = frame
+        sess.run_with_iobinding(bindings[count[0] & 1])
+        count[0] += 1
+        return out_buf.copy()
+    return run_bound
+
+
+def time_offline(model, x: torch.Tensor, repeats: int = 3) -> dict[str, float]:
+    from denoisezoo.api import enhance
+
+    enhance(model, x[:16000])
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        enhance(model, x)
+        times.append(time.perf_counter() - t0)
+    sec = x.shape[-1] / model.geometry.sample_rate
+    best = float(np.median(times))
+    return {"seconds": best, "rtf": best / sec}
+
+
+def bench_model(name: str, model, x: torch.Tensor, warmup: int, tmp: Path,
+                variants: bool = False) -> list[dict[str, Any]]:
+    from denoisezoo.dsp.stft import stft
+    from denoisezoo.streaming import OnnxStepModel, export_onnx
+
+    model = model.eval()
+    g = model.geometry
+    hop_s = g.hop_length / g.sample_rate
+    spec = stft(x[None], g)
+    rows: list[dict[str, Any]] = []
+    with torch.inference_mode():
+        eager_step = time_step_only(model.step, spec, model.initial_state(1), warmup, hop_s)
+    eager = time_streamer(model, x, warmup)
+    rows.append({"model": name, "backend": "torch eager", "mode": "step (one hop per feed)",
+                 **eager, "step_only": eager_step})
+    path = tmp / f"{name}.onnx"
+    meta = export_onnx(model, path, name=name, overwrite=True, check_frames=300)
+    om = OnnxStepModel(path, threads=1)
+    ort_step = time_step_only(om.step, spec, om.initial_state(1), warmup, hop_s)
+    ort = time_streamer(om, x, warmup)
+    rows.append({"model": name, "backend": "onnxruntime", "mode": "step (one hop per feed)",
+                 **ort, "step_only": ort_step, "opset": meta["opset"],
+                 "onnx_vs_eager_max_abs_diff": meta["check_max_abs_diff"]})
+    if variants:
+        rows[-1]["session_variants"] = ort_variants(path, spec, warmup, hop_s)
+    off = time_offline(model, x)
+    rows.append({"model": name, "backend": "torch eager", "mode": "offline (whole clip)", **off})
+    return rows
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime
+
+    return {"cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+            "platform": platform.platform(), "torch_threads": torch.get_num_threads(),
+            "ort_intra_op_threads": 1}
+
+
+def build_gtcrn():
+    from denoisezoo.hub import build_model
+
+    return build_model("gtcrn").eval()
+
+
+def _models(args) -> list[tuple[str, Any]]:
+    from denoisezoo.hub import build_model, load_model, shipped_models
+
+    out: list[tuple[str, Any]] = [("gtcrn (random weights)", build_model("gtcrn"))]
+    for name in shipped_models():
+        out.append((name, load_model(name)))
+    official = args.shared / OFFICIAL_DNS3
+    if not args.no_official and official.is_file():
+        out.append(("gtcrn_official_dns3", load_model(official)))
+    for spec in args.checkpoint:
+        name, _, path = spec.partition("=")
+        out.append((name, load_model(path or name)))
+    return out
+
+
+def verdicts(rows: list[dict[str, Any]], hop_ms: float) -> list[str]:
+    out = []
+    for r in rows:
+        if r["mode"].startswith("offline") or r["step_only"] is None:
+            continue
+        if r["backend"] == "onnxruntime":
+            ok = r["rtf"] <= TARGET_ORT_RTF
+            out.append(f"{r['model']}, ONNX Runtime step: hop RTF {r['rtf']:.4f} (model step alone "
+                       f"{r['step_only']['rtf']:.4f}) vs target <= {TARGET_ORT_RTF}: "
+                       f"{'MET' if ok else 'NOT MET'}")
+        else:
+            limit_us = 1000 * hop_ms / EAGER_MARGIN
+            ok = r["p99_us"] <= limit_us
+            out.append(f"{r['model']}, eager step: p99 {r['p99_us'] / 1000:.2f} ms per hop vs "
+                       f"target <= {limit_us / 1000:.1f} ms (hop / {EAGER_MARGIN:g}): "
+                       f"{'MET' if ok else 'NOT MET'} (p50 {r['p50_us'] / 1000:.2f} ms, "
+                       f"{hop_ms / (r['p50_us'] / 1000):.1f}x margin at p50)")
+    return out
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [
+        "# Streaming speed",
+        "",
+        f"Command: `{report['command']}`  ",
+        f"Date: {report['date']}; machine: {m['cpu']}, {m['cpus']} vCPU, Python {m['python']}, "
+        f"torch {m['torch']}, onnxruntime {m['onnxruntime']}; one thread (torch and ORT); "
+        f"load average before/after: {report['load_before']} / {report['load_after']}.  ",
+        f"Clip: {report['clip_seconds']:g} s synthetic speech-like signal at 16 kHz, hop "
+        f"{report['hop_ms']:g} ms, algorithmic latency {report['latency_ms']:g} ms.",
+        "",
+        "Per-hop times in microseconds. `hop` = one `Streamer.feed` of one hop (STFT + step + iSTFT);"
+        " `step` = the bare model step. RTF = compute time / audio time.",
+        "",
+        "| model | backend | mode | hop p50 | hop p99 | hop max | hop RTF | step p50 | step p99 | step RTF |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["results"]:
+        if r["mode"].startswith("offline"):
+            lines.append(f"| {r['model']} | {r['backend']} | {r['mode']} | | | | "
+                         f"{r['rtf']:.4f} | | | |")
+        else:
+            s = r["step_only"]
+            step = (f"{s['p50_us']:.0f} | {s['p99_us']:.0f} | {s['rtf']:.4f}" if s else " | ")
+            lines.append(f"| {r['model']} | {r['backend']} | {r['mode']} | {r['p50_us']:.0f} | "
+                         f"{r['p99_us']:.0f} | {r['max_us']:.0f} | {r['rtf']:.4f} | {step} |")
+    lines += ["", "Targets (issue 4):", ""] + [f"- {v}" for v in report["verdicts"]]
+    lines += ["", f"Reference: {REFERENCE}.", ""]
+    if report.get("notes"):
+        lines += ["Notes:", ""] + [f"- {n}" for n in report["notes"]] + [""]
+    return "\n".join(lines)
+
+
+def gru_share(model, steps: int = 50) -> float:
+    """Fraction of eager step time spent inside ``aten::gru`` (torch profiler, ``steps`` frames)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    state = model.initial_state(1)
+    frame = torch.randn(1, model.geometry.n_freqs, 2)
+    with torch.inference_mode():
+        for _ in range(5):
+            _, state = model.step(frame, state)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                _, state = model.step(frame, state)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    gru = sum(e.cpu_time_total for e in events if e.key == "aten::gru")
+    return gru / total if total else float("nan")
+
+
+def make_notes(rows: list[dict[str, Any]], gru_frac: float) -> list[str]:
+    notes = []
+    by = {(r["model"], r["backend"], r["mode"][:4]): r for r in rows}
+    for (model, backend, _mode), r in by.items():
+        if backend != "onnxruntime":
+            continue
+        e, off = by[(model, "torch eager", "step")], by[(model, "torch eager", "offl")]
+        notes.append(
+            f"{model}: bare step eager / ONNX Runtime = "
+            f"{e['step_only']['p50_us'] / r['step_only']['p50_us']:.1f}x (p50); ONNX Runtime hop "
+            f"RTF / offline whole-clip RTF = {r['rtf'] / off['rtf']:.1f}x.")
+        var = r.get("session_variants")
+        if var:
+            cells = ", ".join(f"{k} {v['p50_us']:.0f}" for k, v in var.items()
+                              if isinstance(v, dict))
+            notes.append(
+                f"{model}: ONNX Runtime session variants, bare step p50 in us: {cells}; graph "
+                f"nodes exported {var['exported_nodes']}, after ORT optimisation basic "
+                f"{var['basic_nodes']} / extended {var['extended_nodes']} / all "
+                f"{var['all_nodes']}.")
+    ident = next(r for r in rows if r["model"] == "identity (no model)")
+    notes.append(
+        f"Streamer's own cost per hop (buffers, STFT, iSTFT, overlap-add, timing; no-op model): "
+        f"p50 {ident['p50_us']:.0f} us, p99 {ident['p99_us']:.0f} us, RTF {ident['rtf']:.4f}.")
+    notes.append(
+        f"Eager step: `aten::gru` takes {100 * gru_frac:.0f} % of the step's CPU time under the "
+        "torch profiler. PyTorch runs a CPU GRU cell by cell with a dozen small ops per time step, "
+        "and the intra-frame (frequency) GRUs of the dual-path blocks are bidirectional over 33 "
+        "bands: 33 sequential steps x 2 directions x 2 groups x 2 blocks per frame. ONNX Runtime "
+        "runs each GRU as one fused kernel. Offline, those frequency GRUs run once for all frames "
+        "of the clip (batch = frames), hence the much lower whole-clip RTF.")
+    return notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    x = clip(args.seconds)
+    rows: list[dict[str, Any]] = []
+    hop_ms = latency_ms = 0.0
+    gru_frac = gru_share(build_gtcrn())
+    models = _models(args)
+    ident = time_streamer(_Identity(models[0][1].geometry), x, args.warmup)
+    rows.append({"model": "identity (no model)", "backend": "-", "mode": "Streamer overhead",
+                 **ident, "step_only": None})
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, model) in enumerate(models):
+            print(f"benchmarking {name} ...", file=sys.stderr)
+            g = model.geometry
+            hop_ms, latency_ms = 1000 * g.hop_length / g.sample_rate, g.latency_ms
+            rows += bench_model(name, model, x, args.warmup, Path(tmp), variants=i == 0)
+    report = {
+        "command": "python benchmarks/streaming.py" + "".join(
+            f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv)),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "load_before": load_before,
+        "load_after": [round(v, 2) for v in os.getloadavg()],
+        "clip_seconds": args.seconds,
+        "hop_ms": hop_ms,
+        "latency_ms": latency_ms,
+        "targets": {"onnxruntime_step_rtf_max": TARGET_ORT_RTF, "eager_step_margin": EAGER_MARGIN},
+        "results": rows,
+        "verdicts": verdicts(rows, hop_ms),
+        "reference": REFERENCE,
+        "notes": make_notes(rows, gru_frac),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "streaming.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "streaming.md").write_text(to_markdown(report))
+    print(to_markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from denoisezoo.cli import main
+
+sys.exit(main())

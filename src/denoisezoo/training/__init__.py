@@ -1,0 +1,16 @@
+"""Lightning training systems, losses and the LightningCLI entry point."""
+
+from denoisezoo.training.losses import CombinedLoss, HybridLoss, MultiResolutionSTFTLoss, SISDRLoss, si_sdr
+from denoisezoo.training.system import DistillationSystem, EnhancementSystem, NonFiniteError, Pretrained
+
+__all__ = [
+    "CombinedLoss",
+    "DistillationSystem",
+    "EnhancementSystem",
+    "HybridLoss",
+    "MultiResolutionSTFTLoss",
+    "NonFiniteError",
+    "Pretrained",
+    "SISDRLoss",
+    "si_sdr",
+]

@@ -1,0 +1,267 @@
+"""Lightning systems that receive their models: supervised enhancement and distillation.
+
+The systems own the waveform <-> spectrum plumbing, the optimisation (manual, so that a step with
+a non-finite loss or gradient is skipped and counted, never applied), the LR schedule and the
+validation metrics. Models stay plain ``nn.Module`` objects from :mod:`denoisezoo.gtcrn` etc.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from denoisezoo.dsp.stft import istft, stft
+from denoisezoo.training.losses import HybridLoss
+
+__all__ = ["EnhancementSystem", "DistillationSystem", "Pretrained", "NonFiniteError"]
+
+
+class NonFiniteError(RuntimeError):
+    """Raised when too many consecutive steps had a non-finite loss or gradient."""
+
+
+class Pretrained(nn.Module):
+    """A frozen model loaded with :func:`denoisezoo.hub.load_model` (a shipped name, our checkpoint or
+    an official GTCRN ``.tar``), for use as a distillation teacher from a YAML config::
+
+        teacher:
+          class_path: denoisezoo.training.Pretrained
+          init_args: {source: ../shared/reference/gtcrn/checkpoints/stream_onnx_models__model_trained_on_dns3.tar}
+    """
+
+    def __init__(self, source: str):
+        super().__init__()
+        from denoisezoo.hub import load_model
+
+        self.source = source
+        self.model = load_model(source).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def geometry(self):
+        return self.model.geometry
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        return self.model(spec)
+
+    def forward_with_mask(self, spec: torch.Tensor, state=None):
+        return self.model.forward_with_mask(spec, state)
+
+
+class EnhancementSystem(L.LightningModule):
+    """Supervised training of a spectral enhancement model on ``(noisy, clean)`` waveform batches.
+
+    Args:
+        model: the network (e.g. ``denoisezoo.gtcrn.GTCRN``), with ``geometry`` and ``forward(spec)``.
+        loss: a loss taking ``(est_spec, ref_spec, est_wav, ref_wav)`` (default: GTCRN hybrid loss).
+        lr: peak learning rate (Adam).
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear warm-up steps.
+        decay_steps: cosine decay length after warm-up (0: the trainer's ``max_steps``).
+        min_lr_ratio: final LR as a fraction of ``lr``.
+        grad_clip: max gradient norm.
+        max_bad_steps: consecutive non-finite steps tolerated before stopping with an error.
+        val_metrics: compute PESQ / ESTOI / SI-SDR in validation (slower).
+        name: model name recorded in exported checkpoints.
+        training_data: description recorded in exported checkpoints.
+    """
+
+    def __init__(self, model: nn.Module, loss: nn.Module | None = None, lr: float = 1e-3,
+                 weight_decay: float = 0.0, warmup_steps: int = 500, decay_steps: int = 0,
+                 min_lr_ratio: float = 0.05, grad_clip: float = 5.0, max_bad_steps: int = 20,
+                 val_metrics: bool = True, name: str = "gtcrn", training_data: str = ""):
+        super().__init__()
+        self.save_hyperparameters(ignore=["model", "loss", "teacher"])
+        self.automatic_optimization = False
+        self.model = model
+        self.loss = loss if loss is not None else HybridLoss()
+        self.geometry = model.geometry
+        self.register_buffer("window", self.geometry.make_window(torch.float32), persistent=False)
+        self.bad_steps = 0  # consecutive
+        self.skipped_steps = 0  # total
+
+    # ------------------------------------------------------------ plumbing
+    def analyse(self, wav: torch.Tensor) -> torch.Tensor:
+        """``(B, N)`` -> ``(B, F, T, 2)``."""
+        return stft(wav, self.geometry, self.window)
+
+    def synthesise(self, spec: torch.Tensor, length: int) -> torch.Tensor:
+        return istft(spec, self.geometry, length, self.window)
+
+    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
+        """Enhance ``(B, N)`` waveforms."""
+        return self.synthesise(self.model(self.analyse(noisy)), noisy.shape[-1])
+
+    def compute_loss(self, noisy: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        n = noisy.shape[-1]
+        noisy_spec, clean_spec = self.analyse(noisy), self.analyse(clean)
+        est_spec = self.model(noisy_spec)
+        est_wav = self.synthesise(est_spec, n)
+        loss = self.loss(est_spec, clean_spec, est_wav, clean)
+        return loss, {}
+
+    # ------------------------------------------------------------ training
+    def training_step(self, batch, batch_idx: int):
+        noisy, clean = batch
+        opt = self.optimizers()
+        sched = self.lr_schedulers()
+        loss, parts = self.compute_loss(noisy, clean)
+        if not torch.isfinite(loss):
+            self._skip("loss")
+            return None
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.hparams.grad_clip)
+        if not torch.isfinite(norm):
+            opt.zero_grad(set_to_none=True)
+            self._skip("gradient")
+            return None
+        opt.step()
+        sched.step()
+        self.bad_steps = 0
+        bs = noisy.shape[0]
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
+        self.log("train/grad_norm", norm, batch_size=bs)
+        self.log("train/lr", sched.get_last_lr()[0], batch_size=bs)
+        self.log("train/skipped", float(self.skipped_steps), batch_size=bs)
+        for k, v in parts.items():
+            self.log(f"train/{k}", v, batch_size=bs)
+        return loss.detach()
+
+    def _skip(self, what: str) -> None:
+        self.bad_steps += 1
+        self.skipped_steps += 1
+        if self.bad_steps > self.hparams.max_bad_steps:
+            raise NonFiniteError(
+                f"{self.bad_steps} consecutive steps had a non-finite {what}; stopping at global step "
+                f"{self.global_step}. Lower the learning rate or check the data for NaN/inf samples."
+            )
+        self.print(f"warning: non-finite {what} at global step {self.global_step}; step skipped "
+                   f"({self.skipped_steps} skipped so far)")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        for name, p in self.model.state_dict().items():
+            if p.is_floating_point() and not torch.isfinite(p).all():
+                raise NonFiniteError(f"refusing to checkpoint: parameter {name} is not finite")
+        from denoisezoo.hub import model_family
+
+        checkpoint["denoisezoo_model"] = {
+            "family": model_family(self.model),
+            "config": self.model.config.to_dict(),
+            "name": self.hparams.name,
+            "prefix": "model.",
+        }
+        checkpoint["denoisezoo_counters"] = {"skipped_steps": self.skipped_steps}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.skipped_steps = checkpoint.get("denoisezoo_counters", {}).get("skipped_steps", 0)
+
+    # ---------------------------------------------------------- validation
+    def validation_step(self, batch, batch_idx: int):
+        noisy, clean = batch
+        loss, _ = self.compute_loss(noisy, clean)
+        est = self(noisy)
+        bs = noisy.shape[0]
+        self.log("val/loss", loss, prog_bar=True, batch_size=bs, sync_dist=True)
+        from denoisezoo.training.losses import si_sdr
+
+        self.log("val/si_sdr", si_sdr(est, clean).mean(), batch_size=bs, sync_dist=True)
+        if self.hparams.val_metrics:
+            from denoisezoo.evaluation import validation_metrics
+
+            for k, v in validation_metrics(clean, est, self.geometry.sample_rate).items():
+                if k != "si_sdr" and v == v:  # NaN (PESQ could not score any item) is not logged
+                    self.log(f"val/{k}", v, prog_bar=k == "pesq", batch_size=bs, sync_dist=True)
+
+    # ----------------------------------------------------------- optimiser
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        warm = max(0, self.hparams.warmup_steps)
+        decay = self.hparams.decay_steps or max(1, (self.trainer.max_steps if self.trainer else 0) - warm)
+        floor = self.hparams.min_lr_ratio
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            t = min(1.0, (step - warm) / max(1, decay))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ------------------------------------------------------------- export
+    def export(self, path, meta: dict[str, Any] | None = None):
+        """Write the model as a self-describing denoisezoo checkpoint."""
+        from denoisezoo.hub import save_checkpoint
+
+        info = {"global_step": int(self.global_step), "skipped_steps": self.skipped_steps,
+                "training_data": self.hparams.training_data}
+        return save_checkpoint(self.model, path, name=self.hparams.name, meta={**info, **(meta or {})})
+
+
+class DistillationSystem(EnhancementSystem):
+    """Teacher-to-student training: ``alpha * L(student, teacher) + (1 - alpha) * L(student, clean)``
+    plus optionally ``mask_weight * MSE(student mask, teacher mask)`` (intermediate distillation).
+
+    Args:
+        model: the student.
+        teacher: any zoo model with the same STFT geometry (frozen, kept in eval mode), e.g.
+            ``Pretrained("path/to/official.tar")`` or a trained ``gtcrn_large``.
+        alpha: weight of the distillation term.
+        mask_weight: weight of the complex-mask matching term (both models must expose
+            ``forward_with_mask``).
+    """
+
+    def __init__(self, model: nn.Module, teacher: nn.Module, alpha: float = 0.5,
+                 mask_weight: float = 0.0, **kwargs):
+        super().__init__(model, **kwargs)
+        if teacher.geometry != model.geometry:
+            raise ValueError(f"teacher geometry {teacher.geometry} differs from student {model.geometry}")
+        self.teacher = teacher.eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.teacher_source = getattr(teacher, "source", type(teacher).__name__)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def compute_loss(self, noisy, clean):
+        n = noisy.shape[-1]
+        noisy_spec, clean_spec = self.analyse(noisy), self.analyse(clean)
+        with torch.no_grad():
+            if self.hparams.mask_weight:
+                t_spec, _, t_mask = self.teacher.forward_with_mask(noisy_spec)
+            else:
+                t_spec = self.teacher(noisy_spec)
+            t_wav = self.synthesise(t_spec, n)
+        if self.hparams.mask_weight:
+            est_spec, _, s_mask = self.model.forward_with_mask(noisy_spec)
+        else:
+            est_spec = self.model(noisy_spec)
+        est_wav = self.synthesise(est_spec, n)
+        l_teacher = self.loss(est_spec, t_spec, est_wav, t_wav)
+        l_clean = self.loss(est_spec, clean_spec, est_wav, clean)
+        a = self.hparams.alpha
+        loss = a * l_teacher + (1 - a) * l_clean
+        parts = {"loss_teacher": l_teacher.detach(), "loss_clean": l_clean.detach()}
+        if self.hparams.mask_weight:
+            l_mask = nn.functional.mse_loss(s_mask, t_mask)
+            loss = loss + self.hparams.mask_weight * l_mask
+            parts["loss_mask"] = l_mask.detach()
+        return loss, parts
+
+    def on_save_checkpoint(self, checkpoint):
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["denoisezoo_model"]["teacher"] = str(self.teacher_source)
+
+    def export(self, path, meta=None):
+        return super().export(path, {"teacher": str(self.teacher_source), "alpha": self.hparams.alpha,
+                                     **(meta or {})})

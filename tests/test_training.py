@@ -1,0 +1,270 @@
+"""Training: losses, the Lightning systems through LightningCLI, distillation, faults, resume, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from denoisezoo.gtcrn import gtcrn_tiny
+from denoisezoo.hub import load_model, save_checkpoint
+from denoisezoo.training import (DistillationSystem, EnhancementSystem, HybridLoss,
+                                 MultiResolutionSTFTLoss, NonFiniteError, Pretrained, si_sdr)
+
+from .conftest import speechlike
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- losses
+def test_si_sdr_known_values():
+    x = torch.randn(2, 8000, dtype=torch.float64)
+    assert (si_sdr(3 * x, x) > 100).all()
+    n = torch.randn(2, 8000, dtype=torch.float64)
+    n = n - (n * x).sum(-1, keepdim=True) / (x * x).sum(-1, keepdim=True) * x  # orthogonal noise
+    n = n / n.norm(dim=-1, keepdim=True) * x.norm(dim=-1, keepdim=True) / 10 ** (10 / 20)
+    torch.testing.assert_close(si_sdr(x + n, x), torch.full((2,), 10.0, dtype=torch.float64),
+                               atol=0.05, rtol=0)
+
+
+def test_si_sdr_gradcheck():
+    est = torch.randn(1, 64, dtype=torch.float64, requires_grad=True)
+    ref = torch.randn(1, 64, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda e: si_sdr(e, ref), (est,))
+
+
+@pytest.mark.parametrize("loss", [HybridLoss(), MultiResolutionSTFTLoss()], ids=["hybrid", "mrstft"])
+def test_losses_zero_at_target_and_differentiable(loss):
+    sys_ = EnhancementSystem(gtcrn_tiny())
+    wav = torch.randn(2, 4000)
+    spec = sys_.analyse(wav)
+    same = loss(spec, spec, wav, wav)
+    other_wav = wav + 0.3 * torch.randn_like(wav)
+    other = sys_.analyse(other_wav).requires_grad_(True)
+    worse = loss(other, spec, other_wav, wav)
+    assert worse > same + 1e-3
+    if isinstance(loss, HybridLoss):
+        assert same < -9  # only the SI-SNR term remains, at > 90 dB
+        worse.backward()
+        assert torch.isfinite(other.grad).all()
+
+
+# ------------------------------------------------------------------------ data on disk
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    for i in range(4):
+        (root / "speech").mkdir(exist_ok=True)
+        sf.write(root / "speech" / f"s{i}.wav", speechlike(24000, seed=i), 16000)
+    rng = np.random.default_rng(0)
+    (root / "noise").mkdir()
+    for i in range(2):
+        sf.write(root / "noise" / f"n{i}.wav", (0.1 * rng.standard_normal(20000)).astype(np.float32), 16000)
+    return root
+
+
+def tiny_config(corpus: Path, run_dir: Path, steps: int = 4, system: dict | None = None,
+                callbacks: list | None = None, ckpt_every: int = 2, extra_trainer: dict | None = None) -> Path:
+    cfg = {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu", "devices": 1, "max_steps": steps, "val_check_interval": 2,
+            "check_val_every_n_epoch": None, "limit_val_batches": 1, "log_every_n_steps": 1,
+            "enable_model_summary": False, "enable_progress_bar": False,
+            "default_root_dir": str(run_dir),
+            "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                       "init_args": {"save_dir": str(run_dir), "name": "logs", "version": 0}},
+            "callbacks": [{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                           "init_args": {"dirpath": str(run_dir / "ckpt"), "save_last": True,
+                                         "every_n_train_steps": ckpt_every, "save_top_k": 0}}]
+                         + (callbacks or []),
+            **(extra_trainer or {}),
+        },
+        "model": system or {
+            "class_path": "denoisezoo.training.EnhancementSystem",
+            "init_args": {"model": {"class_path": "denoisezoo.gtcrn.GTCRN",
+                                    "init_args": {"config": {"channels": 8, "dilations": [1, 2],
+                                                             "num_dual_path": 1}}},
+                          "lr": 0.001, "warmup_steps": 1, "val_metrics": True, "name": "tiny"},
+        },
+        "data": {
+            "class_path": "denoisezoo.datasets.MixDataModule",
+            "init_args": {"train_speech": [str(corpus / "speech")], "train_noise": [str(corpus / "noise")],
+                          "val_speech": [str(corpus / "speech")], "val_noise": [str(corpus / "noise")],
+                          "segment_seconds": 0.5, "batch_size": 2, "num_workers": 0, "train_length": 8,
+                          "val_length": 2, "val_segment_seconds": 1.0},
+        },
+    }
+    path = run_dir / "config.yaml"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def train_cli(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    e = {**os.environ, "DENOISEZOO_THREADS": "1", **(env or {})}
+    p = subprocess.run([sys.executable, "-m", "denoisezoo", "train", *args], capture_output=True,
+                       text=True, env=e, cwd=REPO, timeout=600)
+    if check and p.returncode != 0:
+        raise AssertionError(f"train failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return p
+
+
+# ------------------------------------------------------------------------ systems
+def test_fit_through_cli_writes_loadable_checkpoint(corpus, tmp_path):
+    cfg = tiny_config(corpus, tmp_path / "run")
+    train_cli("fit", "--config", str(cfg))
+    last = tmp_path / "run/ckpt/last.ckpt"
+    assert last.is_file()
+    metrics = (tmp_path / "run/logs/version_0/metrics.csv").read_text()
+    for col in ("train/loss", "val/loss", "val/pesq_wb", "val/estoi", "val/si_sdr"):
+        assert col in metrics, col
+    model = load_model(last)  # a Lightning checkpoint loads straight into the zoo
+    assert model.config.channels == 8
+    assert model.checkpoint_meta["global_step"] == 4
+
+
+def test_distillation_keeps_teacher_frozen_and_mixes_terms(tmp_path):
+    teacher_path = save_checkpoint(gtcrn_tiny(), tmp_path / "teacher.pt")
+    teacher = Pretrained(str(teacher_path))
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    system = DistillationSystem(gtcrn_tiny(), teacher, alpha=0.7, mask_weight=0.5)
+    system.train()
+    assert not system.teacher.training and system.model.training
+    noisy, clean = torch.randn(2, 4000) * 0.1, torch.randn(2, 4000) * 0.1
+    loss, parts = system.compute_loss(noisy, clean)
+    expected = 0.7 * parts["loss_teacher"] + 0.3 * parts["loss_clean"] + 0.5 * parts["loss_mask"]
+    torch.testing.assert_close(loss.detach(), expected)
+    loss.backward()
+    assert all(p.grad is None for p in system.teacher.parameters())
+    assert any(p.grad is not None for p in system.model.parameters())
+    for k, v in teacher.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+    # alpha = 1 with a student identical to the teacher gives zero distillation loss
+    twin = DistillationSystem(load_model(teacher_path), Pretrained(str(teacher_path)), alpha=1.0)
+    twin.eval()
+    loss, parts = twin.compute_loss(noisy, clean)
+    assert parts["loss_teacher"] < -9  # only the SI-SNR term, at > 90 dB
+
+
+def test_distillation_through_cli(corpus, tmp_path):
+    teacher = save_checkpoint(gtcrn_tiny(), tmp_path / "teacher.pt")
+    system = {
+        "class_path": "denoisezoo.training.DistillationSystem",
+        "init_args": {"model": {"class_path": "denoisezoo.gtcrn.GTCRN",
+                                "init_args": {"config": {"channels": 8, "dilations": [1],
+                                                         "num_dual_path": 1}}},
+                      "teacher": {"class_path": "denoisezoo.training.Pretrained",
+                                  "init_args": {"source": str(teacher)}},
+                      "alpha": 0.5, "val_metrics": False, "name": "tiny_student"},
+    }
+    cfg = tiny_config(corpus, tmp_path / "run", steps=2, system=system)
+    train_cli("fit", "--config", str(cfg))
+    metrics = (tmp_path / "run/logs/version_0/metrics.csv").read_text()
+    assert "train/loss_teacher" in metrics and "train/loss_clean" in metrics
+    ck = torch.load(tmp_path / "run/ckpt/last.ckpt", map_location="cpu", weights_only=False)
+    assert ck["denoisezoo_model"]["teacher"] == str(teacher)
+
+
+class _NaNLoss(torch.nn.Module):
+    def __init__(self, bad_steps):
+        super().__init__()
+        self.bad, self.calls = set(bad_steps), 0
+
+    def forward(self, est_spec, ref_spec, est_wav, ref_wav):
+        self.calls += 1
+        loss = (est_wav - ref_wav).pow(2).mean()
+        return loss * float("nan") if self.calls in self.bad else loss
+
+
+def _fit_toy(system, steps):
+    import lightning as L
+
+    data = torch.utils.data.TensorDataset(torch.randn(16, 2000) * 0.1, torch.randn(16, 2000) * 0.1)
+    trainer = L.Trainer(accelerator="cpu", max_steps=steps, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(system, torch.utils.data.DataLoader(data, batch_size=2))
+    return trainer
+
+
+def test_nonfinite_loss_is_skipped_and_counted():
+    system = EnhancementSystem(gtcrn_tiny(), loss=_NaNLoss({2, 3}), val_metrics=False)
+    trainer = _fit_toy(system, steps=4)
+    assert system.skipped_steps == 2 and trainer.global_step == 4
+    for p in system.model.parameters():
+        assert torch.isfinite(p).all()
+
+
+def test_persistent_nonfinite_loss_stops_with_clear_message():
+    system = EnhancementSystem(gtcrn_tiny(), loss=_NaNLoss(range(1, 100)), val_metrics=False,
+                               max_bad_steps=3)
+    with pytest.raises(NonFiniteError, match="consecutive steps had a non-finite loss"):
+        _fit_toy(system, steps=10)
+
+
+def test_nonfinite_gradient_is_skipped():
+    import lightning as L
+
+    system = EnhancementSystem(gtcrn_tiny(), val_metrics=False)
+    orig = system.model.forward
+
+    def forward_with_inf_grad(spec):
+        out = orig(spec)
+        out.register_hook(lambda g: g * float("inf"))  # finite loss, non-finite gradient
+        return out
+
+    system.model.forward = forward_with_inf_grad
+    data = torch.utils.data.TensorDataset(torch.randn(8, 2000) * 0.1, torch.randn(8, 2000) * 0.1)
+    trainer = L.Trainer(accelerator="cpu", max_steps=3, max_epochs=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    before = {k: v.clone() for k, v in system.model.named_parameters()}
+    trainer.fit(system, torch.utils.data.DataLoader(data, batch_size=2))
+    assert system.skipped_steps == 4 and trainer.global_step == 0
+    for k, v in system.model.named_parameters():  # no update applied (BatchNorm statistics may move)
+        torch.testing.assert_close(v, before[k], msg=k)
+
+
+# ------------------------------------------------------------------- faults / resume
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_uninterrupted(corpus, tmp_path):
+    """A run SIGKILLed mid-epoch resumes from its last checkpoint and ends bit-identical to a run
+    that was never interrupted (model, optimizer, scheduler, data order, RNG)."""
+    steps = 8  # epochs of 4 batches: the checkpoint at step 6 and the kill at step 7 are mid-epoch 1
+    ref_cfg = tiny_config(corpus, tmp_path / "ref", steps=steps, ckpt_every=2)
+    train_cli("fit", "--config", str(ref_cfg))
+    kill = [{"class_path": "denoisezoo.training.callbacks.KillAtStep", "init_args": {"step": 7}}]
+    cfg = tiny_config(corpus, tmp_path / "run", steps=steps, ckpt_every=2, callbacks=kill)
+    p = train_cli("fit", "--config", str(cfg), check=False)
+    assert p.returncode == -9, p.stderr[-2000:]
+    ck = torch.load(tmp_path / "run/ckpt/last.ckpt", map_location="cpu", weights_only=False)
+    assert ck["global_step"] == 6  # lost at most one checkpoint interval
+    cfg2 = tiny_config(corpus, tmp_path / "run", steps=steps, ckpt_every=2)  # same run, no killer
+    train_cli("fit", "--config", str(cfg2), "--ckpt_path", "last")
+    a = torch.load(tmp_path / "ref/ckpt/last.ckpt", map_location="cpu", weights_only=False)
+    b = torch.load(tmp_path / "run/ckpt/last.ckpt", map_location="cpu", weights_only=False)
+    assert a["global_step"] == b["global_step"] == steps
+    for k, v in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][k], v, atol=0, rtol=0, msg=k)
+    sa, sb = a["optimizer_states"][0]["state"], b["optimizer_states"][0]["state"]
+    for k in sa:
+        torch.testing.assert_close(sb[k]["exp_avg"], sa[k]["exp_avg"], atol=0, rtol=0)
+    assert a["lr_schedulers"][0]["last_epoch"] == b["lr_schedulers"][0]["last_epoch"]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(corpus, tmp_path):
+    cfg = tiny_config(corpus, tmp_path / "ddp", steps=2,
+                      extra_trainer={"devices": 2, "strategy": "ddp"})
+    p = train_cli("fit", "--config", str(cfg), env={"MASTER_PORT": "29517"})
+    assert (tmp_path / "ddp/ckpt/last.ckpt").is_file(), p.stderr[-2000:]
+    ck = torch.load(tmp_path / "ddp/ckpt/last.ckpt", map_location="cpu", weights_only=False)
+    assert ck["global_step"] == 2
+    assert json.dumps(ck["denoisezoo_model"]["config"])
