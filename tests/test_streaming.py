@@ -14,9 +14,17 @@ from denoisezoo.gtcrn import gtcrn, gtcrn_tiny
 from denoisezoo.hub import save_checkpoint
 from denoisezoo.streaming import Streamer
 
-from .conftest import speechlike
-
 TOL = 1e-5
+
+
+def speechlike(n: int, sr: int = 16000, seed: int = 0) -> np.ndarray:
+    """Deterministic harmonic bursts + noise, float32 peak 0.5 (local: no conftest import)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / sr
+    phase = 2 * np.pi * np.cumsum(120 + 40 * np.sin(2 * np.pi * 0.7 * t)) / sr
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 12)) * (np.sin(2 * np.pi * 2.5 * t) > 0)
+    x = 0.2 * voiced + 0.05 * rng.standard_normal(n)
+    return (0.5 * x / np.abs(x).max()).astype(np.float32)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -225,6 +233,65 @@ def test_passthrough_fallback_outputs_the_delayed_input(tiny):
     start = 2 * hop
     assert (y[start:] - x[start - s.delay : y.shape[-1] - s.delay]).abs().max() < 1e-6
     assert (y[hop:start] - x[: hop]).abs().max() > 1e-3  # the first frame was the model's (gain 0.5)
+
+
+class GatedModel:
+    """A streamable fake whose calls block until ``gate`` is set (output = 0.5 x input)."""
+
+    def __init__(self, geometry):
+        import threading
+
+        self.geometry = geometry
+        self.gate = threading.Event()
+        self.calls = 0
+
+    def initial_state(self, batch=1, device=None, dtype=torch.float32):
+        return 0
+
+    def forward_stateful(self, spec, state):
+        assert self.gate.wait(timeout=10), "test gate never opened"
+        self.calls += 1
+        return 0.5 * spec, state + spec.shape[2]
+
+
+def test_worker_mode_never_waits_past_the_deadline(tiny):
+    import time
+
+    fake = GatedModel(tiny.geometry)
+    hop = tiny.geometry.hop_length
+    x = _signal(6 * hop)
+    with Streamer(fake, budget_ms=200.0, worker=True) as s:
+        fake.gate.set()
+        outs = [s.feed(x[:hop])]  # hop 0: in time
+        fake.gate.clear()
+        t0 = time.perf_counter()
+        outs.append(s.feed(x[hop : 2 * hop]))  # hop 1: the model hangs -> fallback at the deadline
+        outs.append(s.feed(x[2 * hop : 3 * hop]))  # hop 2: worker still busy -> fallback at once
+        waited = time.perf_counter() - t0
+        assert waited < 5.0  # bounded by the deadline, not by the (10 s) stuck model
+        assert s.stats["deadline_misses"] == 1 and s.stats["fallback_hops"] == 2
+        fake.gate.set()
+        s._job.result(timeout=10)  # the late hop completes and updates the state
+        outs += [s.feed(x[i * hop : (i + 1) * hop]) for i in range(3, 6)]
+        assert s.state == 5 and fake.calls == 5  # hops 0, 1 (late), 3, 4, 5; hop 2 skipped
+        st = s.stats
+    assert st["model_hops"] == 4 and st["fallback_hops"] == 2 and st["hops"] == 6
+    y = torch.cat(outs)
+    assert y.shape[-1] == 6 * hop
+    assert (y[s.delay :] - 0.5 * x[: y.shape[-1] - s.delay]).abs().max() < 1e-6
+
+
+def test_worker_mode_on_time_equals_offline(tiny):
+    x = _signal(4000)
+    with Streamer(tiny, budget_ms=60_000.0, worker=True) as s:
+        y = _stream(s, x[None], [256])[0]
+        assert s.stats["fallback_hops"] == 0
+    assert (y[s.delay :] - enhance(tiny, x)).abs().max() <= TOL
+
+
+def test_worker_mode_needs_a_budget(tiny):
+    with pytest.raises(ValueError, match="budget_ms"):
+        Streamer(tiny, worker=True)
 
 
 def test_budget_path_without_overruns_equals_offline(tiny):

@@ -19,7 +19,7 @@ from denoisezoo.hub import load_model, save_checkpoint
 from denoisezoo.training import (DistillationSystem, EnhancementSystem, HybridLoss,
                                  MultiResolutionSTFTLoss, NonFiniteError, Pretrained, si_sdr)
 
-from .conftest import speechlike
+from conftest import speechlike
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -72,6 +72,16 @@ def register_family(name: str, model_cls: type[nn.Module], config_cls: Any,
     PRESETS.update(presets)
 
 
+def _register_builtin_families() -> None:
+    """Families shipped with the package besides GTCRN (imported here: they import only torch)."""
+    from denoisezoo.rnnoise_port import RNNOISE_PRESETS, RNNoise, RNNoiseConfig
+
+    register_family("rnnoise", RNNoise, RNNoiseConfig, RNNOISE_PRESETS)
+
+
+_register_builtin_families()
+
+
 def build_model(name: str) -> nn.Module:
     """A randomly initialised model from a preset name (see :data:`PRESETS`)."""
     if name not in PRESETS:

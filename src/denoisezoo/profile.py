@@ -86,7 +86,10 @@ EXTRA_COUNTERS: dict[type, Callable] = {}
 
 def _ensure_counters() -> None:
     if not EXTRA_COUNTERS:
+        from denoisezoo.rnnoise_port.model import mac_counters as _rnnoise_counters
+
         EXTRA_COUNTERS.update(_gtcrn_counters())
+        EXTRA_COUNTERS.update(_rnnoise_counters())
 
 
 def count_macs(model: nn.Module, *inputs: torch.Tensor) -> int:

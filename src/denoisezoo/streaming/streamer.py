@@ -12,27 +12,40 @@ after ``feed`` of ``N`` samples and ``flush``, exactly ``delay + N`` samples hav
 Latency budget (``budget_ms``)
 ------------------------------
 Without a budget, ``feed`` runs all complete hops in one model call (fastest for files). With a
-budget, every hop is processed on its own and its compute time (STFT + model + iSTFT, read from
-``clock``) is compared with ``budget_ms``. A synchronous call cannot be pre-empted, so a hop that
-overruns still returns its (correct) model output; what the budget guarantees is that the audio
-path never falls behind: the overrun is booked as a time debt, and while the debt is positive the
-following hops skip the model and are served by the **fallback** in a few microseconds, each
-paying back one budget. Fallbacks:
+budget, every hop is processed on its own and its time (STFT + model + iSTFT, read from
+``clock``) is compared with ``budget_ms``. Two ways to keep the audio path on time:
+
+- ``worker=False`` (default, synchronous): a call cannot be pre-empted, so a hop that overruns
+  still returns its (correct) model output, late; the overrun is booked as a time debt, and while
+  the debt is positive the following hops skip the model and are served by the **fallback** in
+  a few tens of microseconds, each paying back one budget. The stream never falls behind for
+  longer than one overrun.
+- ``worker=True``: the model runs in one worker thread and ``feed`` waits for it at most until
+  the hop's deadline (``budget_ms`` after the hop started). A late hop gets the fallback output
+  at once; its model result still updates the state when it arrives, and hops that come while
+  the worker is busy get the fallback too. ``feed`` therefore never takes much longer than
+  ``budget_ms`` per hop (PyTorch and ONNX Runtime release the GIL while computing).
+
+Fallbacks:
 
 - ``"mask"`` (default): apply the last complex ratio mask the model produced
   (``mask = Y X* / (|X|^2 + eps)``, magnitude clipped to 1) to the new frame's spectrum;
 - ``"passthrough"``: output the input spectrum unchanged (the delayed noisy input, exactly).
 
-A fallback hop does not advance the model state (the model sees a gap in time). Misses and
-fallbacks are counted in :attr:`Streamer.stats`. :meth:`Streamer.calibrate` runs the model on
-noise before starting and says whether the model + backend meets the budget on this machine.
+A hop served by the fallback is not seen by the model (its state skips that frame). Deadline
+misses and fallback hops are counted in :attr:`Streamer.stats`. :meth:`Streamer.calibrate` runs
+the model on noise before starting and says whether the model + backend meets the budget on this
+machine.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -93,6 +106,8 @@ class Streamer:
         budget_ms: compute budget per hop in milliseconds (``None``: no deadline, all complete
             hops of a ``feed`` go through the model in one call).
         fallback: what a hop skipped after an overrun outputs, one of :data:`FALLBACKS`.
+        worker: run the model in a worker thread and wait at most until each hop's deadline
+            (needs ``budget_ms``; see the module docstring). Call :meth:`close` when done.
         clock: seconds counter used for timing (injectable for tests).
         max_history: per-hop timings kept for percentiles (counters cover the whole session).
 
@@ -106,8 +121,8 @@ class Streamer:
     """
 
     def __init__(self, model: StreamableModel, batch: int = 1, *, budget_ms: float | None = None,
-                 fallback: str = "mask", clock: Callable[[], float] = time.perf_counter,
-                 max_history: int = 100_000):
+                 fallback: str = "mask", worker: bool = False,
+                 clock: Callable[[], float] = time.perf_counter, max_history: int = 100_000):
         if isinstance(model, torch.nn.Module):
             model.eval()
         if batch < 1:
@@ -116,11 +131,17 @@ class Streamer:
             raise ValueError(f"budget_ms must be positive, got {budget_ms}")
         if fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
+        if worker and budget_ms is None:
+            raise ValueError("worker=True needs a budget_ms (the longest wait per hop)")
         self.model = model
         self.batch = batch
         self.budget_ms = budget_ms
         self.fallback = fallback
         self.clock = clock
+        self.worker = worker
+        self._executor: ThreadPoolExecutor | None = None
+        self._job: Future | None = None  # the worker's current model call
+        self._lock = threading.Lock()  # guards state / last spectra between worker and caller
         self.geometry: StftGeometry = model.geometry
         self.window = self.geometry.make_window(torch.float32)
         self.frame_times: deque[float] = deque(maxlen=max_history)
@@ -150,6 +171,7 @@ class Streamer:
 
     def reset(self) -> None:
         """Forget all audio history: the next ``feed`` starts a new stream (stats are kept)."""
+        self._wait_worker()
         g = self.geometry
         b = self.batch
         self.state = self.model.initial_state(b, None, torch.float32)
@@ -204,13 +226,16 @@ class Streamer:
     def stats(self) -> dict[str, Any]:
         """Session counters and per-hop compute time (microseconds).
 
-        Keys: ``hops`` (processed), ``model_hops``, ``fallback_hops``, ``deadline_misses`` (hops
-        whose compute exceeded ``budget_ms``), ``budget_ms``, ``fallback``, and the timing keys of
-        :meth:`timing` over the last ``max_history`` hops (``max_us`` over the whole session).
+        Keys: ``hops`` (emitted), ``model_hops`` (output by the model), ``fallback_hops``,
+        ``deadline_misses`` (hops over ``budget_ms``; in worker mode, hops whose model result
+        missed the deadline), ``budget_ms``, ``fallback``, ``worker``, and the timing keys of
+        :meth:`timing` (time per hop as seen by the caller) over the last ``max_history`` hops
+        (``max_us`` over the whole session).
         """
         return {"hops": self._n_hops, "model_hops": self._n_model,
                 "fallback_hops": self._n_fallback, "deadline_misses": self._n_miss,
-                "budget_ms": self.budget_ms, "fallback": self.fallback, **self.timing()}
+                "budget_ms": self.budget_ms, "fallback": self.fallback, "worker": self.worker,
+                **self.timing()}
 
     def timing(self) -> dict[str, float]:
         """Compute time per hop (microseconds): frames, mean, p50, p99, max."""
@@ -287,22 +312,30 @@ class Streamer:
             return np.zeros((self.batch, 0), np.float32)
         if self.budget_ms is None:
             t0 = self.clock()
-            out = self._run_hops(k, use_model=True)
+            out = self._synthesis(self._run_model(self._analysis(k)))
             dt = (self.clock() - t0) / k
             self._count(k, dt, used_model=True)
             return out
         budget = self.budget_ms / 1000.0
         outs = []
         for _ in range(k):
-            use_model = self._debt <= 0.0
             t0 = self.clock()
-            outs.append(self._run_hops(1, use_model=use_model))
+            spec = self._analysis(1)
+            if self.worker:
+                enh, used_model, missed = self._run_in_worker(spec, t0 + budget)
+            else:
+                used_model = missed = False
+                if self._debt <= 0.0:
+                    enh, used_model = self._run_model(spec), True
+                else:
+                    enh = self._fallback_spec(spec)
+            outs.append(self._synthesis(enh))
             dt = self.clock() - t0
-            self._count(1, dt, used_model=use_model)
-            if dt > budget:
+            self._count(1, dt, used_model=used_model)
+            if missed or (not self.worker and dt > budget):
                 self._n_miss += 1
-            # an overrun is paid back by the following (fast) fallback hops, one budget each
-            self._debt = max(0.0, self._debt + dt - budget if use_model else self._debt - budget)
+            if not self.worker:  # an overrun is paid back by fast fallback hops, one budget each
+                self._debt = max(0.0, self._debt + dt - budget if used_model else self._debt - budget)
         return np.concatenate(outs, axis=-1)
 
     def _count(self, k: int, dt: float, used_model: bool) -> None:
@@ -314,12 +347,8 @@ class Streamer:
         self._max_time = max(self._max_time, dt)
         self.frame_times.extend([dt] * k)
 
-    def _run_hops(self, k: int, use_model: bool) -> np.ndarray:
-        """STFT, model (or fallback), iSTFT and overlap-add of the next ``k`` pending hops.
-
-        Buffers are numpy arrays, FFTs are torch's (zero-copy views between the two); a one-hop
-        call costs a few tens of microseconds on top of the model.
-        """
+    def _analysis(self, k: int) -> torch.Tensor:
+        """The next ``k`` pending hops -> windowed spectra ``(B, k, F)`` complex."""
         g = self.geometry
         hop, n_fft = g.hop_length, g.n_fft
         seq = np.concatenate([self._history, self._pending[:, : k * hop]], axis=-1)  # B, delay + k hop
@@ -328,16 +357,69 @@ class Streamer:
         with torch.inference_mode():
             xt = torch.from_numpy(seq)
             frames = xt[:, None] if k == 1 else xt.unfold(-1, n_fft, hop)  # B, k, n_fft
-            spec = torch.fft.rfft(frames * self.window, dim=-1)  # B, k, F complex
-            if use_model:
-                enh, self.state = self.model.forward_stateful(
-                    torch.view_as_real(spec).transpose(1, 2), self.state)  # B, F, k, 2
-                out = torch.view_as_complex(enh.transpose(1, 2).contiguous())  # B, k, F
-                self._last = (spec[:, -1:], out[:, -1:])
-                self._mask = None
-            else:
-                out = spec if self.fallback == "passthrough" else spec * self._fallback_mask()
-            y = (torch.fft.irfft(out, n=n_fft, dim=-1) * self.window).numpy()  # B, k, n_fft
+            return torch.fft.rfft(frames * self.window, dim=-1)  # B, k, F
+
+    def _run_model(self, spec: torch.Tensor) -> torch.Tensor:
+        """``spec (B, k, F)`` complex -> enhanced ``(B, k, F)``; advances the state."""
+        with torch.inference_mode():
+            enh, state = self.model.forward_stateful(torch.view_as_real(spec).transpose(1, 2),
+                                                     self.state)  # B, F, k, 2
+            out = torch.view_as_complex(enh.transpose(1, 2).contiguous())  # B, k, F
+        with self._lock:
+            self.state = state
+            self._last = (spec[:, -1:], out[:, -1:])
+            self._mask = None
+        return out
+
+    def _run_in_worker(self, spec: torch.Tensor, deadline: float):
+        """Model call in the worker, waited for until ``deadline`` (``clock`` seconds).
+
+        Returns ``(enhanced spectrum, used_model, missed)``."""
+        if self._job is not None and not self._job.done():
+            return self._fallback_spec(spec), False, False  # still busy with a late hop
+        if self._job is not None:
+            self._job.result()  # re-raise a late failure
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="denoisezoo")
+        self._job = self._executor.submit(self._run_model, spec)
+        try:
+            out = self._job.result(timeout=max(0.0, deadline - self.clock()))
+        except FutureTimeout:
+            return self._fallback_spec(spec), False, True
+        self._job = None
+        return out, True, False
+
+    def _wait_worker(self) -> None:
+        job, self._job = getattr(self, "_job", None), None
+        if job is not None:
+            job.result()
+
+    def close(self) -> None:
+        """Wait for the worker (if any) and stop its thread."""
+        self._wait_worker()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def __enter__(self) -> Streamer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _fallback_spec(self, spec: torch.Tensor) -> torch.Tensor:
+        if self.fallback == "passthrough":
+            return spec
+        with self._lock:
+            return spec * self._fallback_mask()
+
+    def _synthesis(self, spec: torch.Tensor) -> np.ndarray:
+        """``(B, k, F)`` spectra -> iSTFT and overlap-add -> ``(B, k * hop)`` output samples."""
+        g = self.geometry
+        hop, n_fft = g.hop_length, g.n_fft
+        k = spec.shape[1]
+        with torch.inference_mode():
+            y = (torch.fft.irfft(spec, n=n_fft, dim=-1) * self.window).numpy()  # B, k, n_fft
         ola = np.empty((self.batch, (k - 1) * hop + n_fft), np.float32)
         ola[:, : n_fft - hop] = self._ola
         ola[:, n_fft - hop :] = 0.0

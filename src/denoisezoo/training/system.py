@@ -8,6 +8,7 @@ validation metrics. Models stay plain ``nn.Module`` objects from :mod:`denoisezo
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import lightning as L
@@ -84,6 +85,8 @@ class EnhancementSystem(L.LightningModule):
         self.register_buffer("window", self.geometry.make_window(torch.float32), persistent=False)
         self.bad_steps = 0  # consecutive
         self.skipped_steps = 0  # total
+        self.train_seconds = 0.0  # wall time spent in training steps, summed over resumed sessions
+        self._t_last: float | None = None
 
     # ------------------------------------------------------------ plumbing
     def analyse(self, wav: torch.Tensor) -> torch.Tensor:
@@ -100,12 +103,28 @@ class EnhancementSystem(L.LightningModule):
     def compute_loss(self, noisy: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, dict]:
         n = noisy.shape[-1]
         noisy_spec, clean_spec = self.analyse(noisy), self.analyse(clean)
-        est_spec = self.model(noisy_spec)
+        extra: dict[str, Any] = {}
+        if getattr(self.loss, "needs_model_outputs", False):
+            # losses on a model's own outputs (e.g. RNNoise band gains + VAD) get them all
+            out = self.model.forward_with_gains(noisy_spec)
+            est_spec, extra["outputs"] = out.spec, out
+        else:
+            est_spec = self.model(noisy_spec)
         est_wav = self.synthesise(est_spec, n)
-        loss = self.loss(est_spec, clean_spec, est_wav, clean)
+        if getattr(self.loss, "needs_noisy_spec", False):
+            extra["noisy_spec"] = noisy_spec
+        loss = self.loss(est_spec, clean_spec, est_wav, clean, **extra)
         return loss, {}
 
     # ------------------------------------------------------------ training
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        self._t_last = time.perf_counter()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self._t_last is not None:
+            self.train_seconds += time.perf_counter() - self._t_last
+            self._t_last = None
+
     def training_step(self, batch, batch_idx: int):
         noisy, clean = batch
         opt = self.optimizers()
@@ -129,6 +148,7 @@ class EnhancementSystem(L.LightningModule):
         self.log("train/grad_norm", norm, batch_size=bs)
         self.log("train/lr", sched.get_last_lr()[0], batch_size=bs)
         self.log("train/skipped", float(self.skipped_steps), batch_size=bs)
+        self.log("train/seconds", self.train_seconds, batch_size=bs)
         for k, v in parts.items():
             self.log(f"train/{k}", v, batch_size=bs)
         return loss.detach()
@@ -156,10 +176,13 @@ class EnhancementSystem(L.LightningModule):
             "name": self.hparams.name,
             "prefix": "model.",
         }
-        checkpoint["denoisezoo_counters"] = {"skipped_steps": self.skipped_steps}
+        checkpoint["denoisezoo_counters"] = {"skipped_steps": self.skipped_steps,
+                                             "train_seconds": self.train_seconds}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.skipped_steps = checkpoint.get("denoisezoo_counters", {}).get("skipped_steps", 0)
+        counters = checkpoint.get("denoisezoo_counters", {})
+        self.skipped_steps = counters.get("skipped_steps", 0)
+        self.train_seconds = counters.get("train_seconds", 0.0)
 
     # ---------------------------------------------------------- validation
     def validation_step(self, batch, batch_idx: int):
@@ -201,6 +224,7 @@ class EnhancementSystem(L.LightningModule):
         from denoisezoo.hub import save_checkpoint
 
         info = {"global_step": int(self.global_step), "skipped_steps": self.skipped_steps,
+                "train_hours": round(self.train_seconds / 3600, 3),
                 "training_data": self.hparams.training_data}
         return save_checkpoint(self.model, path, name=self.hparams.name, meta={**info, **(meta or {})})
 

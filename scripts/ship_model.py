@@ -1,0 +1,79 @@
+"""Export a training checkpoint as a shipped, self-describing model inside the package.
+
+Reads a Lightning checkpoint of ``denoisezoo train``, scores the model on the fixed development set
+(``denoisezoo.datasets.devset.build_devset`` from ../shared), and writes
+``src/denoisezoo/weights/NAME.pt`` with config, weights and a model card in ``meta`` (training data,
+steps, hours, teacher, dev-set scores). Refuses to replace an existing file without --overwrite.
+
+    python scripts/ship_model.py runs/gtcrn_distill/checkpoints/last.ckpt --name gtcrn
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--out", type=Path, default=None, help="default: src/denoisezoo/weights/NAME.pt")
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    ap.add_argument("--devset-dir", type=Path, default=Path.home() / ".cache/denoisezoo/devset")
+    ap.add_argument("--extra-hours", type=float, default=0.0,
+                    help="training wall hours not recorded in the checkpoint (runs started before the counter)")
+    ap.add_argument("--note", default="", help="free text for the model card")
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+
+    from denoisezoo.datasets.devset import build_devset
+    from denoisezoo.evaluation import evaluate_systems
+    from denoisezoo.api import enhance_array
+    from denoisezoo.hub import load_model, save_checkpoint
+
+    out = args.out or REPO / "src/denoisezoo/weights" / f"{args.name}.pt"
+    if out.exists() and not args.overwrite:
+        raise SystemExit(f"{out} exists (use --overwrite)")
+    ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    model = load_model(args.checkpoint)
+    hp = ck.get("hyper_parameters", {})
+    counters = ck.get("denoisezoo_counters", {})
+    hours = counters.get("train_seconds", 0.0) / 3600 + args.extra_hours
+    steps = int(ck["global_step"])
+    dev = build_devset(args.shared, args.devset_dir)
+    res = evaluate_systems({args.name: lambda x, sr: enhance_array(model, x, sr)}, dev, workers=2,
+                           progress=False)
+    metrics = {k: round(v["mean"], 4) for k, v in res["summary"][args.name]["metrics"].items()
+               if k in ("pesq_wb", "stoi", "estoi", "si_sdr")}
+    noisy = {k: round(v["mean"], 4) for k, v in res["summary"]["noisy"]["metrics"].items()
+             if k in ("pesq_wb", "stoi", "estoi", "si_sdr")}
+    meta = {
+        "family": ck["denoisezoo_model"]["family"],
+        "global_step": steps,
+        "train_hours": round(hours, 2),
+        "steps_per_second": round(steps / (hours * 3600), 3) if hours else None,
+        "teacher": ck["denoisezoo_model"].get("teacher"),
+        "alpha": hp.get("alpha"),
+        "training_data": hp.get("training_data", ""),
+        "recipe": {k: hp.get(k) for k in ("lr", "warmup_steps", "decay_steps", "grad_clip") if k in hp},
+        "metrics": metrics,
+        "metrics_noisy": noisy,
+        "metrics_data": f"denoisezoo devset v1 ({res['summary'][args.name]['scored']} pairs, dev speech + dev noise "
+                        "of ../shared; see denoisezoo.datasets.devset)",
+        "source_checkpoint": args.checkpoint.name,
+        "note": args.note,
+    }
+    save_checkpoint(model, out, name=args.name, meta=meta)
+    print(json.dumps({"out": str(out), **meta}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

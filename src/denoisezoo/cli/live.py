@@ -1,0 +1,90 @@
+"""``denoisezoo live``: full-duplex microphone -> denoiser -> speakers, with visible latency."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from denoisezoo.cli.common import add_model_args, error, model_from_args
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "live", help="denoise the microphone live (full duplex, PortAudio)",
+        description="Denoise an audio input device into an output device in real time. Prints the "
+                    "total latency and the model's calibration at start, shows levels, real-time "
+                    "factor, deadline misses and under/overruns while running. Keys: b or Enter "
+                    "toggles bypass, q or Ctrl-C stops with a summary. Needs PortAudio "
+                    "(libportaudio2).")
+    add_model_args(p)
+    p.add_argument("--input-device", metavar="ID", default=None,
+                   help="input device index or part of its name (default: the system default)")
+    p.add_argument("--output-device", metavar="ID", default=None,
+                   help="output device index or part of its name (default: the system default)")
+    p.add_argument("--samplerate", metavar="HZ", type=int, default=None,
+                   help="device sample rate (default: the input device's default rate); the model "
+                        "rate is reached by resampling inside the stream")
+    p.add_argument("--blocksize", metavar="N", type=int, default=None,
+                   help="frames per audio callback (default: one model hop at the device rate)")
+    p.add_argument("--budget-ms", metavar="MS", type=float, default=None,
+                   help="compute budget per model hop; later hops fall back (default: half of the "
+                        "shorter of a hop and a block)")
+    p.add_argument("--fallback", choices=("mask", "passthrough"), default="mask",
+                   help="what a hop over budget outputs (default: the last mask)")
+    p.add_argument("--worker", action="store_true",
+                   help="run the model in a worker thread, wait at most until each hop's deadline")
+    p.add_argument("--bypass", action="store_true",
+                   help="start bypassed (input passed through at the same latency); b toggles")
+    p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
+    p.add_argument("--record", metavar="DIR", default=None,
+                   help="save the raw and the denoised stream as WAV files in DIR")
+    p.add_argument("--duration", metavar="S", type=float, default=None,
+                   help="stop after S seconds (default: run until q or Ctrl-C)")
+    p.add_argument("--calibrate-seconds", metavar="S", type=float, default=1.0,
+                   help="seconds of noise timed before starting (default: 1)")
+
+
+def _load(args: argparse.Namespace):
+    if args.checkpoint and Path(args.checkpoint).suffix == ".onnx":
+        from denoisezoo.streaming import OnnxStepModel
+
+        return OnnxStepModel(args.checkpoint)
+    return model_from_args(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    from denoisezoo.live.devices import (DeviceError, PortAudioMissing, format_devices,
+                                         import_sounddevice)
+
+    try:
+        sd = import_sounddevice()
+    except PortAudioMissing as exc:
+        return error(str(exc))
+    if args.list_devices:
+        print(format_devices(sd))
+        return 0
+    for flag, value in (("--samplerate", args.samplerate), ("--blocksize", args.blocksize),
+                        ("--budget-ms", args.budget_ms), ("--duration", args.duration)):
+        if value is not None and not value > 0:
+            return error(f"{flag} must be positive, got {value}")
+    if not args.calibrate_seconds > 0:
+        return error(f"--calibrate-seconds must be positive, got {args.calibrate_seconds}")
+    try:
+        model = _load(args)
+    except (KeyError, FileNotFoundError, ValueError) as exc:
+        return error(str(exc).strip("'\""))
+    from denoisezoo.live.session import LiveOptions, format_summary, run_live
+
+    opts = LiveOptions(input_device=args.input_device, output_device=args.output_device,
+                       samplerate=args.samplerate, blocksize=args.blocksize,
+                       budget_ms=args.budget_ms, bypass=args.bypass, record_dir=args.record,
+                       duration=args.duration, fallback=args.fallback, worker=args.worker,
+                       calibrate_seconds=args.calibrate_seconds)
+    try:
+        summary = run_live(model, opts)
+    except (DeviceError, FileExistsError, OSError) as exc:
+        return error(str(exc))
+    print(format_summary(summary))
+    return 1 if summary.get("error") else 0

@@ -1,0 +1,409 @@
+"""RNNoise (Valin, MMSP 2018) in PyTorch, sample-rate generic, with ``forward`` and ``step``.
+
+Data flow per 10 ms frame (48 kHz: 960-point Vorbis-window STFT, hop 480, 22 bands)::
+
+    spec (B, F, T, 2) --irfft + overlap-add--> time-domain pitch buffers (B, T, L)
+      -> pitch period T_p, pitch-delayed spectrum P (B, T, F)
+      -> band energies Ex, Ep, pitch correlation Exp (B, T, bands)
+      -> 42 features: cepstrum (22; first 6 smoothed over 3 frames), first and second differences
+         (6 + 6), DCT of the pitch correlation (6), pitch period, spectral non-stationarity
+      -> dense 24 tanh -> GRU 24 (VAD: dense 1 sigmoid) -> GRU 48 ReLU -> GRU 96 -> dense sigmoid
+      -> band gains g (B, T, bands)
+      -> pitch comb filter X + r(g, Exp) P, band-energy renormalised
+      -> gains floored by 0.6 x the previous frame's, interpolated to bins, applied -> (B, F, T, 2)
+
+Everything along time is causal and carried in :class:`RNNoiseState` (time-domain history and
+overlap-add tail for the pitch analysis, the last cepstra, the three GRU states, the last gains),
+so ``forward_stateful`` takes any number of frames and ``step`` is the one-frame case.
+
+The time signal is rebuilt from the spectra the model receives: hop ``t`` of the padded signal is
+exactly the overlap-add of frames ``t - 1`` and ``t`` (power-complementary window), and the newest
+hop, which only frame ``t`` has seen yet, is recovered by a regularised division by the window.
+
+Differences from the C code, by design: the pitch search is a vectorised normalised
+cross-correlation (coarse at ``pitch_search_rate``, period-doubling check, full-rate refinement)
+instead of Opus's LPC-whitened search with its dependency on the previous period; there is no
+input high-pass and no skipping of digitally silent frames (the network runs on every frame); the
+GRUs follow Keras (reset gate before the recurrent product, one bias), as RNNoise was trained.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from denoisezoo.rnnoise_port.config import RNNoiseConfig
+from denoisezoo.rnnoise_port.features import (
+    band_matrices,
+    dct_matrix,
+    gather_delayed,
+    log_spectrum_floor,
+    pitch_search,
+    spectral_variability,
+    triangle_kernel,
+)
+
+__all__ = [
+    "RNNoise", "RNNoiseState", "RNNoiseOutput", "RNNoiseFeatures", "KerasGRU", "mac_counters",
+]
+
+
+class RNNoiseState(NamedTuple):
+    """Streaming state of an :class:`RNNoise` (all tensors, returned anew by each call).
+
+    Attributes:
+        history: ``(B, H)`` rebuilt input samples before the current frame's first hop
+            (``H = config.history_length``), for the pitch search.
+        ola: ``(B, hop)`` overlap-add tail (second half of the last frame, windowed twice).
+        ceps: ``(B, ceps_memory - 1, bands)`` cepstra of the previous frames.
+        vad_h: ``(B, vad_size)`` VAD GRU state.
+        noise_h: ``(B, noise_size)`` noise GRU state.
+        denoise_h: ``(B, denoise_size)`` denoising GRU state.
+        gains: ``(B, bands)`` gains applied to the last frame (for the decay limit).
+    """
+
+    history: torch.Tensor
+    ola: torch.Tensor
+    ceps: torch.Tensor
+    vad_h: torch.Tensor
+    noise_h: torch.Tensor
+    denoise_h: torch.Tensor
+    gains: torch.Tensor
+
+
+class RNNoiseFeatures(NamedTuple):
+    """Per-frame analysis of :meth:`RNNoise.extract_features` (``T`` frames).
+
+    Attributes:
+        features: ``(B, T, n_features)`` network input.
+        ex: ``(B, T, bands)`` band energies of the input (int16 scale, normalised FFT).
+        ep: ``(B, T, bands)`` band energies of the pitch-delayed frame.
+        exp: ``(B, T, bands)`` normalised band correlation of input and pitch-delayed frame.
+        pitch_spec: ``(B, T, F)`` complex spectrum of the pitch-delayed frame (input units).
+        period: ``(B, T)`` pitch period in samples (int64).
+    """
+
+    features: torch.Tensor
+    ex: torch.Tensor
+    ep: torch.Tensor
+    exp: torch.Tensor
+    pitch_spec: torch.Tensor
+    period: torch.Tensor
+
+
+class RNNoiseOutput(NamedTuple):
+    """Result of :meth:`RNNoise.forward_with_gains`.
+
+    Attributes:
+        spec: ``(B, F, T, 2)`` enhanced spectrum.
+        gains: ``(B, T, bands)`` band gains predicted by the network (before the decay limit).
+        vad: ``(B, T)`` voice activity probability.
+        state: the next :class:`RNNoiseState`.
+    """
+
+    spec: torch.Tensor
+    gains: torch.Tensor
+    vad: torch.Tensor
+    state: RNNoiseState
+
+
+class KerasGRU(nn.Module):
+    """GRU as trained for RNNoise (Keras ``reset_after=False``): gates ``[z, r, h]``,
+
+    ``z = s(x Wz + h Uz + bz)``, ``r = s(x Wr + h Ur + br)``, ``c = act(x Wc + (r h) Uc + bc)``,
+    ``h' = z h + (1 - z) c``; ``3 N (I + N + 1)`` parameters. The input products of all frames
+    are one matrix product; the recurrence steps frame by frame (also for ``T = 1`` in ``step``).
+
+    Args:
+        input_size: ``I``.
+        hidden_size: ``N``.
+        activation: ``"tanh"`` or ``"relu"`` for the candidate state.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, activation: str = "tanh"):
+        super().__init__()
+        if activation not in ("tanh", "relu"):
+            raise ValueError(f"activation must be 'tanh' or 'relu', got {activation!r}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.activation = activation
+        self.kernel = nn.Parameter(torch.empty(input_size, 3 * hidden_size))
+        self.recurrent_kernel = nn.Parameter(torch.empty(hidden_size, 3 * hidden_size))
+        self.bias = nn.Parameter(torch.empty(3 * hidden_size))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Keras defaults: Glorot-uniform kernel, orthogonal recurrent kernel, zero bias."""
+        nn.init.xavier_uniform_(self.kernel)
+        nn.init.orthogonal_(self.recurrent_kernel)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x (B, T, I)``, ``h (B, N)`` -> ``(outputs (B, T, N), last state (B, N))``."""
+        n = self.hidden_size
+        xw = torch.matmul(x, self.kernel) + self.bias  # B, T, 3N
+        u_zr = self.recurrent_kernel[:, : 2 * n]
+        u_c = self.recurrent_kernel[:, 2 * n :]
+        act = torch.tanh if self.activation == "tanh" else torch.relu
+        outs = []
+        for t in range(x.shape[1]):
+            zr = torch.sigmoid(xw[:, t, : 2 * n] + h @ u_zr)  # B, 2N
+            z, r = zr[:, :n], zr[:, n:]
+            c = act(xw[:, t, 2 * n :] + (r * h) @ u_c)  # B, N
+            h = c + z * (h - c)
+            outs.append(h)
+        return torch.stack(outs, dim=1), h
+
+
+class RNNoise(nn.Module):
+    """Hybrid DSP + GRU noise suppressor operating on STFT frames (RNNoise, generalised).
+
+    Args:
+        config: an :class:`RNNoiseConfig` (default: the zoo's 16 kHz model).
+
+    Example:
+        >>> from denoisezoo.rnnoise_port import rnnoise_tiny
+        >>> model = rnnoise_tiny().eval()
+        >>> spec = torch.randn(2, 161, 10, 2)
+        >>> model(spec).shape
+        torch.Size([2, 161, 10, 2])
+        >>> out = model.forward_with_gains(spec)
+        >>> out.gains.shape, out.vad.shape
+        (torch.Size([2, 10, 18]), torch.Size([2, 10]))
+        >>> y, state = model.step(spec[:, :, 0], model.initial_state(batch=2))
+        >>> y.shape
+        torch.Size([2, 161, 2])
+    """
+
+    def __init__(self, config: RNNoiseConfig | None = None):
+        super().__init__()
+        self.config = cfg = config or RNNoiseConfig()
+        self.geometry = cfg.geometry
+        hop, n_fft = cfg.hop_length, cfg.n_fft
+        window = self.geometry.make_window(torch.float64)
+        tail = window[hop:]
+        ana, syn = band_matrices(cfg.band_edges, cfg.n_freqs)
+        self.register_buffer("window", window.float(), persistent=False)
+        self.register_buffer("recover", (tail / (tail.square() + cfg.window_eps)).float(),
+                             persistent=False)
+        self.register_buffer("band_analysis", ana.t().contiguous(), persistent=False)  # F, bands
+        self.register_buffer("band_synthesis", syn.t().contiguous(), persistent=False)  # bands, F
+        self.register_buffer("dct", dct_matrix(cfg.n_bands).t().contiguous(), persistent=False)
+        self.register_buffer("decimator", triangle_kernel(cfg.decimation), persistent=False)
+        self._feat_scale = cfg.input_scale / n_fft  # RNNoise: int16 input, FFT scaled by 1 / N
+
+        nf = cfg.n_features
+        self.input_dense = nn.Linear(nf, cfg.dense_size)
+        self.vad_gru = KerasGRU(cfg.dense_size, cfg.vad_size, "tanh")
+        self.vad_output = nn.Linear(cfg.vad_size, 1)
+        self.noise_gru = KerasGRU(cfg.dense_size + cfg.vad_size + nf, cfg.noise_size, "relu")
+        self.denoise_gru = KerasGRU(cfg.vad_size + cfg.noise_size + nf, cfg.denoise_size, "tanh")
+        self.denoise_output = nn.Linear(cfg.denoise_size, cfg.n_bands)
+        for lin in (self.input_dense, self.vad_output, self.denoise_output):
+            nn.init.xavier_uniform_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    # ------------------------------------------------------------------ state
+    def initial_state(self, batch: int = 1, device: torch.device | str | None = None,
+                      dtype: torch.dtype = torch.float32) -> RNNoiseState:
+        """Zero state for ``batch`` streams (equivalent to the offline zero padding)."""
+        cfg = self.config
+
+        def z(*shape: int) -> torch.Tensor:
+            return torch.zeros(batch, *shape, device=device, dtype=dtype)
+
+        return RNNoiseState(
+            history=z(cfg.history_length), ola=z(cfg.hop_length),
+            ceps=z(cfg.ceps_memory - 1, cfg.n_bands), vad_h=z(cfg.vad_size),
+            noise_h=z(cfg.noise_size), denoise_h=z(cfg.denoise_size), gains=z(cfg.n_bands),
+        )
+
+    # --------------------------------------------------------------- features
+    def _band(self, power: torch.Tensor) -> torch.Tensor:
+        """``(B, T, F)`` -> ``(B, T, bands)`` triangular band sums."""
+        return power @ self.band_analysis
+
+    def _interp(self, g: torch.Tensor) -> torch.Tensor:
+        """``(B, T, bands)`` -> ``(B, T, F)`` linear interpolation between band edges."""
+        return g @ self.band_synthesis
+
+    def extract_features(self, spec: torch.Tensor, state: RNNoiseState | None = None
+                         ) -> tuple[RNNoiseFeatures, RNNoiseState]:
+        """The 42-feature analysis (at 48 kHz) of ``T`` frames, vectorised over frames.
+
+        Args:
+            spec: ``(B, F, T, 2)`` noisy STFT of the model's geometry.
+            state: streaming state (``None``: zeros); only the DSP fields are used and updated.
+
+        Returns:
+            ``(RNNoiseFeatures, state with history, ola and ceps advanced by T frames)``.
+        """
+        cfg = self.config
+        b, _, t, _ = spec.shape
+        if state is None:
+            state = self.initial_state(b, spec.device, spec.dtype)
+        hop, n_fft, h_len = cfg.hop_length, cfg.n_fft, cfg.history_length
+        x = torch.complex(spec[..., 0], spec[..., 1]).transpose(1, 2)  # B, T, F
+
+        # time-domain buffers rebuilt from the spectra
+        z = torch.fft.irfft(x, n=n_fft)  # B, T, N: window * frame
+        y = z * self.window  # B, T, N: overlap-add contributions
+        tails = torch.cat([state.ola[:, None], y[:, :-1, hop:]], dim=1)  # B, T, hop
+        exact = tails + y[:, :, :hop]  # B, T, hop: first hop of each frame, exact
+        newest = z[:, :, hop:] * self.recover  # B, T, hop: second hop, window divided out
+        sig = torch.cat([state.history, exact.reshape(b, t * hop)], dim=-1)  # B, H + T hop
+        buf = torch.cat([sig.unfold(-1, h_len + hop, hop), newest], dim=-1)  # B, T, H + 2 hop
+        buf = buf * cfg.input_scale
+
+        # pitch period and pitch-delayed spectrum
+        period = pitch_search(buf, n_fft, cfg.min_period, cfg.max_period, cfg.decimation,
+                              self.decimator, cfg.subharmonic_threshold)  # B, T
+        p_frames = gather_delayed(buf, period, n_fft) * (self.window / cfg.input_scale)  # B, T, N
+        p = torch.fft.rfft(p_frames)  # B, T, F (input units, like x)
+
+        # band energies and pitch correlation (RNNoise scale)
+        s2 = self._feat_scale**2
+        ex = self._band(x.real.square() + x.imag.square()) * s2  # B, T, bands
+        ep = self._band(p.real.square() + p.imag.square()) * s2
+        exp = self._band(x.real * p.real + x.imag * p.imag) * s2
+        exp = exp / torch.sqrt(0.001 + ex * ep)
+
+        nd = cfg.num_deltas
+        pcorr = exp @ self.dct[:, :nd]  # B, T, nd
+        pcorr = pcorr - pcorr.new_tensor([1.3, 0.9] + [0.0] * (nd - 2))[:nd]
+        pitch_feat = 0.01 * (period.to(spec.dtype) * (48000.0 / cfg.sample_rate) - 300.0)
+
+        ly = log_spectrum_floor(torch.log10(1e-2 + ex))
+        ceps = ly @ self.dct  # B, T, bands
+        ceps = ceps - ceps.new_tensor([12.0, 4.0] + [0.0] * (cfg.n_bands - 2))
+        hist = torch.cat([state.ceps, ceps], dim=1)  # B, M - 1 + T, bands
+        m = cfg.ceps_memory
+        c0 = ceps[..., :nd]
+        c1 = hist[:, m - 2 : m - 2 + t, :nd]
+        c2 = hist[:, m - 3 : m - 3 + t, :nd]
+        variability = spectral_variability(hist, m) - 2.1  # B, T
+        features = torch.cat([
+            c0 + c1 + c2, ceps[..., nd:], c0 - c2, c0 - 2 * c1 + c2, pcorr,
+            pitch_feat[..., None], variability[..., None],
+        ], dim=-1)  # B, T, n_features
+        new_state = state._replace(history=sig[:, sig.shape[-1] - h_len :], ola=y[:, -1, hop:],
+                                   ceps=hist[:, hist.shape[1] - (m - 1) :])
+        return RNNoiseFeatures(features, ex, ep, exp, p, period), new_state
+
+    # ---------------------------------------------------------------- network
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        """Enhance a whole spectrogram from zero state.
+
+        Args:
+            spec: ``(B, F, T, 2)`` noisy STFT (real, imaginary), ``F = hop + 1``.
+
+        Returns:
+            ``(B, F, T, 2)`` enhanced STFT.
+        """
+        return self.forward_with_gains(spec).spec
+
+    def forward_stateful(self, spec: torch.Tensor, state: RNNoiseState | None
+                         ) -> tuple[torch.Tensor, RNNoiseState]:
+        """``forward`` that starts from ``state`` (``None`` = zeros) and returns the final state."""
+        out = self.forward_with_gains(spec, state)
+        return out.spec, out.state
+
+    def step(self, frame: torch.Tensor, state: RNNoiseState) -> tuple[torch.Tensor, RNNoiseState]:
+        """Process one frame: ``frame (B, F, 2)`` -> ``(out (B, F, 2), next state)``."""
+        out = self.forward_with_gains(frame.unsqueeze(2), state)
+        return out.spec.squeeze(2), out.state
+
+    def forward_with_gains(self, spec: torch.Tensor, state: RNNoiseState | None = None
+                           ) -> RNNoiseOutput:
+        """Enhance ``spec (B, F, T, 2)`` and return the band gains and VAD of every frame."""
+        cfg = self.config
+        if spec.ndim != 4 or spec.shape[1] != cfg.n_freqs or spec.shape[-1] != 2:
+            raise ValueError(f"expected spec (B, {cfg.n_freqs}, T, 2), got {tuple(spec.shape)}")
+        if state is None:
+            state = self.initial_state(spec.shape[0], spec.device, spec.dtype)
+        feats, state = self.extract_features(spec, state)
+        gains, vad, state = self._network(feats.features, state)
+        x = torch.complex(spec[..., 0], spec[..., 1]).transpose(1, 2)  # B, T, F
+        if cfg.use_pitch_filter:
+            x = self._pitch_filter(x, feats, gains)
+        applied = self._decay_limit(gains, state.gains)  # B, T, bands
+        y = x * self._interp(applied)  # B, T, F
+        out = torch.stack([y.real, y.imag], dim=-1).transpose(1, 2)  # B, F, T, 2
+        return RNNoiseOutput(out, gains, vad, state._replace(gains=applied[:, -1]))
+
+    def _network(self, feats: torch.Tensor, state: RNNoiseState):
+        """``(B, T, n_features)`` -> ``(gains (B, T, bands), vad (B, T), state)``."""
+        dense = torch.tanh(self.input_dense(feats))  # B, T, 24
+        vad_seq, vad_h = self.vad_gru(dense, state.vad_h)  # B, T, 24
+        vad = torch.sigmoid(self.vad_output(vad_seq))[..., 0]  # B, T
+        noise_seq, noise_h = self.noise_gru(torch.cat([dense, vad_seq, feats], -1), state.noise_h)
+        den_in = torch.cat([vad_seq, noise_seq, feats], -1)
+        den_seq, den_h = self.denoise_gru(den_in, state.denoise_h)
+        gains = torch.sigmoid(self.denoise_output(den_seq))  # B, T, bands
+        return gains, vad, state._replace(vad_h=vad_h, noise_h=noise_h, denoise_h=den_h)
+
+    def _pitch_filter(self, x: torch.Tensor, f: RNNoiseFeatures, g: torch.Tensor) -> torch.Tensor:
+        """RNNoise ``pitch_filter``: add the pitch-delayed spectrum where the pitch correlation
+        exceeds what the gain implies, then restore each band's energy."""
+        g2, e2 = g.square(), f.exp.square()
+        r = (e2 * (1 - g2) / (0.001 + g2 * (1 - e2))).clamp(1e-12, 1.0).sqrt()
+        r = torch.where(f.exp > g, torch.ones_like(r), r) * torch.sqrt(f.ex / (1e-8 + f.ep))
+        xf = x + self._interp(r) * f.pitch_spec  # B, T, F
+        new_e = self._band(xf.real.square() + xf.imag.square()) * self._feat_scale**2
+        return xf * self._interp(torch.sqrt(f.ex / (1e-8 + new_e)))
+
+    def _decay_limit(self, g: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """``g_t <- max(g_t, a g_{t-1})`` over frames, as a cumulative maximum in the log domain
+        (float64): ``log g_t = t log a + max_{s <= t} (log g_s - s log a)``, ``s = -1`` being the
+        state."""
+        a = self.config.gain_decay
+        if a <= 0:
+            return g
+        la = math.log(a)
+        t = g.shape[1]
+        logs = torch.cat([last[:, None], g], dim=1).double().clamp_min(1e-30).log()  # B, 1+T, bands
+        s = torch.arange(-1, t, device=g.device, dtype=torch.float64)[:, None]  # 1 + T, 1
+        peak = (logs - s * la).cummax(dim=1).values
+        return (peak + s * la)[:, 1:].exp().to(g.dtype)
+
+
+def mac_counters() -> dict[type, object]:
+    """Counters for :func:`denoisezoo.profile.count_macs` (convention of that module: one MAC or
+    elementwise operation counts 1; a real FFT of size ``n`` counts ``2 n log2 n``)."""
+
+    def gru(m: KerasGRU, inp, out) -> int:
+        x = inp[0]
+        b, t = x.shape[0], x.shape[1]
+        n, i = m.hidden_size, m.input_size
+        return b * t * (3 * n * (i + n) + 3 * n + 8 * n)  # products, bias, gate arithmetic
+
+    def model(m: RNNoise, inp, out) -> int:
+        spec = inp[0]
+        b, f, t, _ = spec.shape
+        cfg = m.config
+        n, nb = cfg.n_fft, cfg.n_bands
+        d = cfg.decimation
+        lb = cfg.pitch_buffer_length
+        ld = lb // d
+
+        def fft(k: int) -> int:
+            k = 1 << max(0, (k - 1).bit_length())
+            return int(2 * k * math.log2(k))
+
+        recon = fft(n) + 3 * n  # irfft, two windowings, overlap-add
+        pitch = (lb * (2 * d - 1) // d  # decimation filter
+                 + 3 * fft(ld) + 4 * ld  # coarse normalised xcorr
+                 + 3 * fft(lb) + 4 * lb  # full-rate refinement
+                 + 2 * n + fft(n))  # delayed frame: windowing + FFT
+        bands = 3 * (2 * f * nb + 2 * f) + 4 * nb  # Ex, Ep, Exp + normalisation
+        ceps = 2 * nb * nb + 6 * nb + cfg.ceps_memory**2 * nb * 3 + 8 * cfg.num_deltas
+        dense_act = cfg.dense_size + 1 + nb  # tanh / sigmoid of the dense layers
+        filt = (12 * nb + 2 * f * nb + 4 * f  # r, interpolation, X + r P
+                + 2 * f * nb + 2 * f + 3 * nb + f * nb + 2 * f) if cfg.use_pitch_filter else 0
+        gains = 4 * nb + f * nb + 2 * f  # decay limit, interpolation, complex scaling
+        return b * t * (recon + pitch + bands + ceps + dense_act + filt + gains)
+
+    return {KerasGRU: gru, RNNoise: model}
