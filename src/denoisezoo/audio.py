@@ -146,6 +146,7 @@ class AtomicWriter:
 
     def commit(self) -> Path:
         self._f.close()
+        os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         os.replace(self.tmp, self.path)
         return self.path
 
@@ -163,6 +164,12 @@ class AtomicWriter:
             self.commit()
         else:
             self.abort()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _format_for(path: Path) -> str:

@@ -8,8 +8,8 @@ A denoisezoo checkpoint is a ``torch.save`` dict of plain data (loadable with
 
 ``meta`` records what a user needs to trust the weights: versions, sample rate, hop, training data,
 steps, teacher, metrics. :func:`load_model` accepts a shipped model name, a preset name
-(``pretrained=False``), a denoisezoo checkpoint, a Lightning checkpoint of our training modules, or an
-official GTCRN ``.tar``.
+(``pretrained=False``), a denoisezoo checkpoint, a Lightning checkpoint of our training modules, an
+official GTCRN ``.tar``, or an exported / INT8 ``.onnx`` step (:mod:`denoisezoo.compress.artefacts`).
 """
 
 from __future__ import annotations
@@ -181,6 +181,10 @@ def load_model(name_or_path: str | Path, pretrained: bool = True) -> nn.Module:
     """
     s = str(name_or_path)
     p = Path(s)
+    if p.suffix == ".onnx":  # an exported / INT8-quantized step with its JSON sidecar
+        from denoisezoo.compress.artefacts import load_onnx_model
+
+        return load_onnx_model(p)
     if p.suffix in (".pt", ".tar", ".ckpt", ".pth") or p.exists():
         return model_from_checkpoint(load_checkpoint_file(p), s)
     if not pretrained:

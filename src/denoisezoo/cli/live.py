@@ -31,6 +31,9 @@ def add_parser(sub) -> None:
     p.add_argument("--budget-ms", metavar="MS", type=float, default=None,
                    help="compute budget per model hop; later hops fall back (default: half of the "
                         "shorter of a hop and a block)")
+    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                   help="run the model's step in ONNX Runtime (exported at start) or PyTorch; "
+                        "auto: ONNX if the export works (much cheaper per hop), else PyTorch")
     p.add_argument("--fallback", choices=("mask", "passthrough"), default="mask",
                    help="what a hop over budget outputs (default: the last mask)")
     p.add_argument("--worker", action="store_true",
@@ -55,8 +58,7 @@ def _load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from denoisezoo.live.devices import (DeviceError, PortAudioMissing, format_devices,
-                                         import_sounddevice)
+    from denoisezoo.live.devices import DeviceError, PortAudioMissing, format_devices, import_sounddevice
 
     try:
         sd = import_sounddevice()
@@ -75,7 +77,12 @@ def run(args: argparse.Namespace) -> int:
         model = _load(args)
     except (KeyError, FileNotFoundError, ValueError) as exc:
         return error(str(exc).strip("'\""))
-    from denoisezoo.live.session import LiveOptions, format_summary, run_live
+    from denoisezoo.live.session import LiveOptions, format_summary, run_live, to_backend
+
+    try:
+        model = to_backend(model, args.backend)
+    except ValueError as exc:
+        return error(str(exc))
 
     opts = LiveOptions(input_device=args.input_device, output_device=args.output_device,
                        samplerate=args.samplerate, blocksize=args.blocksize,
@@ -86,5 +93,7 @@ def run(args: argparse.Namespace) -> int:
         summary = run_live(model, opts)
     except (DeviceError, FileExistsError, OSError) as exc:
         return error(str(exc))
+    except KeyboardInterrupt:  # before the stream started (Ctrl-C while loading / calibrating)
+        return error("interrupted before the audio stream started")
     print(format_summary(summary))
     return 1 if summary.get("error") else 0

@@ -23,6 +23,15 @@ class GTCRNConfig:
         dilations: time dilations of the grouped temporal conv blocks (1, 2, 5).
         num_dual_path: number of grouped dual-path RNN blocks (2).
         sfe_kernel: neighbouring bins stacked by subband feature extraction (3).
+        hidden_channels: hidden width of each grouped temporal conv block, encoder blocks then
+            decoder blocks (``2 * len(dilations)`` values); ``None``: ``channels`` everywhere.
+            Set by structured pruning (:mod:`denoisezoo.compress`).
+        tra_hidden: GRU hidden units of each block's temporal recurrent attention (same order);
+            ``None``: ``channels``.
+        intra_hidden: hidden units (per direction, both groups together, even) of each dual-path
+            block's intra-frame GRU; ``None``: ``channels // 2``.
+        inter_hidden: hidden units (both groups together, even) of each dual-path block's
+            inter-frame GRU; ``None``: ``channels``.
     """
 
     sample_rate: int = 16000
@@ -34,9 +43,24 @@ class GTCRNConfig:
     dilations: tuple[int, ...] = field(default=(1, 2, 5))
     num_dual_path: int = 2
     sfe_kernel: int = 3
+    hidden_channels: tuple[int, ...] | None = None
+    tra_hidden: tuple[int, ...] | None = None
+    intra_hidden: tuple[int, ...] | None = None
+    inter_hidden: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))
+        n_blocks, n_dp = 2 * len(self.dilations), self.num_dual_path
+        for name, n, even in (("hidden_channels", n_blocks, False), ("tra_hidden", n_blocks, False),
+                              ("intra_hidden", n_dp, True), ("inter_hidden", n_dp, True)):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            v = tuple(int(x) for x in v)
+            object.__setattr__(self, name, v)
+            if len(v) != n or min(v) < 1 or (even and any(x % 2 for x in v)):
+                raise ValueError(f"{name} must hold {n} positive{' even' if even else ''} "
+                                 f"widths, got {v}")
         if self.channels % 4 or self.channels < 4:
             raise ValueError(f"channels must be a positive multiple of 4, got {self.channels}")
         if (self.feature_bins - 1) % 4:
@@ -69,9 +93,31 @@ class GTCRNConfig:
         """Frequency width inside the bottleneck after two stride-2 convs (33)."""
         return (self.feature_bins - 1) // 4 + 1
 
+    @property
+    def block_hidden(self) -> tuple[int, ...]:
+        """Hidden width of each grouped temporal conv block (encoder then decoder)."""
+        return self.hidden_channels or (self.channels,) * (2 * len(self.dilations))
+
+    @property
+    def block_tra_hidden(self) -> tuple[int, ...]:
+        return self.tra_hidden or (self.channels,) * (2 * len(self.dilations))
+
+    @property
+    def dp_intra_hidden(self) -> tuple[int, ...]:
+        return self.intra_hidden or (self.channels // 2,) * self.num_dual_path
+
+    @property
+    def dp_inter_hidden(self) -> tuple[int, ...]:
+        return self.inter_hidden or (self.channels,) * self.num_dual_path
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["dilations"] = list(self.dilations)
+        for k in ("hidden_channels", "tra_hidden", "intra_hidden", "inter_hidden"):
+            if d[k] is None:
+                del d[k]  # keep the paper config's dict (and old checkpoints) unchanged
+            else:
+                d[k] = list(d[k])
         return d
 
     @classmethod

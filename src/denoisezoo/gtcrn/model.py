@@ -38,11 +38,30 @@ class GTCRNState(NamedTuple):
             decoder blocks, concatenated over time (``L = 2 * sum(2 * dilations)``).
         tra: ``(2 * n_blocks, B, C)`` hidden states of the temporal recurrent attention GRUs.
         rnn: ``(num_dual_path, B, W, C)`` hidden states of the inter-frame (time) grouped GRUs.
+
+    ``C`` is ``channels`` for the paper layout; with the pruned widths of :class:`GTCRNConfig`
+    it is the largest width of its kind, and a narrower block uses the leading channels
+    (the others stay zero).
     """
 
     conv: torch.Tensor
     tra: torch.Tensor
     rnn: torch.Tensor
+
+
+def _narrow(x: torch.Tensor, dim: int, n: int) -> torch.Tensor:
+    """The leading ``n`` entries of ``dim`` (no-op, hence no graph node, at full width)."""
+    return x if x.shape[dim] == n else x.narrow(dim, 0, n)
+
+
+def _pad_to(x: torch.Tensor, dim: int, n: int) -> torch.Tensor:
+    """Zero-pad ``dim`` up to ``n`` entries (no-op at full width)."""
+    extra = n - x.shape[dim]
+    if extra == 0:
+        return x
+    shape = list(x.shape)
+    shape[dim] = extra
+    return torch.cat([x, x.new_zeros(shape)], dim=dim)
 
 
 class ERB(nn.Module):
@@ -79,13 +98,14 @@ def sfe(x: torch.Tensor, kernel: int) -> torch.Tensor:
 class TRA(nn.Module):
     """Temporal recurrent attention: a GRU over per-channel frame energy gates the channels."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, hidden: int | None = None):
         super().__init__()
-        self.att_gru = nn.GRU(channels, channels * 2, 1, batch_first=True)
-        self.att_fc = nn.Linear(channels * 2, channels)
+        hidden = hidden or channels * 2
+        self.att_gru = nn.GRU(channels, hidden, 1, batch_first=True)
+        self.att_fc = nn.Linear(hidden, channels)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None):
-        """``x (B, C, T, F)``, ``h (1, B, 2C)`` -> ``(x * gate, h')``."""
+        """``x (B, C, T, F)``, ``h (1, B, H)`` (``H = 2C`` unpruned) -> ``(x * gate, h')``."""
         zt = x.pow(2).mean(dim=-1).transpose(1, 2)  # B, T, C
         at, h = self.att_gru(zt, h)  # B, T, 2C
         gate = torch.sigmoid(self.att_fc(at)).transpose(1, 2)  # B, C, T
@@ -111,7 +131,8 @@ class GTConvBlock(nn.Module):
     """Grouped temporal conv block: split channels; one half goes through SFE, pointwise,
     causal dilated depthwise, pointwise and TRA; then the halves are shuffled back together."""
 
-    def __init__(self, channels: int, hidden: int, dilation: int, sfe_kernel: int, deconv: bool):
+    def __init__(self, channels: int, hidden: int, dilation: int, sfe_kernel: int, deconv: bool,
+                 tra_hidden: int | None = None):
         super().__init__()
         half = channels // 2
         self.sfe_kernel = sfe_kernel
@@ -130,7 +151,7 @@ class GTConvBlock(nn.Module):
         self.depth_act = nn.PReLU()
         self.point_conv2 = pw(hidden, half, 1)
         self.point_bn2 = nn.BatchNorm2d(half)
-        self.tra = TRA(half)
+        self.tra = TRA(half, tra_hidden)
 
     @property
     def cache_len(self) -> int:
@@ -178,41 +199,47 @@ class DPGRNN(nn.Module):
     """Grouped dual-path RNN: bidirectional grouped GRU across frequency (within a frame), causal
     grouped GRU across time, each followed by Linear + LayerNorm + residual."""
 
-    def __init__(self, channels: int, width: int):
+    def __init__(self, channels: int, width: int, intra_hidden: int | None = None,
+                 inter_hidden: int | None = None):
         super().__init__()
         self.width = width
         self.channels = channels
-        self.intra_rnn = GRNN(channels, channels // 2, bidirectional=True)
-        self.intra_fc = nn.Linear(channels, channels)
+        intra_hidden = intra_hidden or channels // 2
+        self.inter_hidden = inter_hidden = inter_hidden or channels
+        self.intra_rnn = GRNN(channels, intra_hidden, bidirectional=True)
+        self.intra_fc = nn.Linear(2 * intra_hidden, channels)
         self.intra_ln = nn.LayerNorm((width, channels), eps=1e-8)
-        self.inter_rnn = GRNN(channels, channels, bidirectional=False)
-        self.inter_fc = nn.Linear(channels, channels)
+        self.inter_rnn = GRNN(channels, inter_hidden, bidirectional=False)
+        self.inter_fc = nn.Linear(inter_hidden, channels)
         self.inter_ln = nn.LayerNorm((width, channels), eps=1e-8)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None):
-        """``x (B, C, T, W)``, ``h (B, W, C)`` -> ``(y (B, C, T, W), h')``."""
+        """``x (B, C, T, W)``, ``h (B, W, H)`` (``H = inter_hidden``) -> ``(y (B, C, T, W), h')``."""
         b, c, t, w = x.shape
         x = x.permute(0, 2, 3, 1)  # B, T, W, C
         intra = self.intra_rnn(x.reshape(b * t, w, c))[0]  # B*T, W, C
         intra = self.intra_ln(self.intra_fc(intra).reshape(b, t, w, c))
         x = x + intra  # B, T, W, C
         xi = x.transpose(1, 2).reshape(b * w, t, c)  # B*W, T, C
-        h0 = None if h is None else h.reshape(1, b * w, c)
-        inter, h1 = self.inter_rnn(xi, h0)  # B*W, T, C
+        hd = self.inter_hidden
+        h0 = None if h is None else h.reshape(1, b * w, hd)
+        inter, h1 = self.inter_rnn(xi, h0)  # B*W, T, H
         inter = self.inter_fc(inter).reshape(b, w, t, c).transpose(1, 2)  # B, T, W, C
         x = x + self.inter_ln(inter)
-        return x.permute(0, 3, 1, 2), h1.reshape(b, w, c)
+        return x.permute(0, 3, 1, 2), h1.reshape(b, w, hd)
 
 
 class Encoder(nn.Module):
     def __init__(self, cfg: GTCRNConfig):
         super().__init__()
         c = cfg.channels
+        hid, tra = cfg.block_hidden, cfg.block_tra_hidden
         self.en_convs = nn.ModuleList(
             [
                 ConvBlock(3 * cfg.sfe_kernel, c, (1, 5), (1, 2), (0, 2)),
                 ConvBlock(c, c, (1, 5), (1, 2), (0, 2), groups=2),
-                *[GTConvBlock(c, c, d, cfg.sfe_kernel, deconv=False) for d in cfg.dilations],
+                *[GTConvBlock(c, hid[i], d, cfg.sfe_kernel, deconv=False, tra_hidden=tra[i])
+                  for i, d in enumerate(cfg.dilations)],
             ]
         )
 
@@ -221,9 +248,12 @@ class Decoder(nn.Module):
     def __init__(self, cfg: GTCRNConfig):
         super().__init__()
         c = cfg.channels
+        n = len(cfg.dilations)
+        hid, tra = cfg.block_hidden[n:], cfg.block_tra_hidden[n:]
         self.de_convs = nn.ModuleList(
             [
-                *[GTConvBlock(c, c, d, cfg.sfe_kernel, deconv=True) for d in reversed(cfg.dilations)],
+                *[GTConvBlock(c, hid[i], d, cfg.sfe_kernel, deconv=True, tra_hidden=tra[i])
+                  for i, d in enumerate(reversed(cfg.dilations))],
                 ConvBlock(c, c, (1, 5), (1, 2), (0, 2), groups=2, deconv=True),
                 ConvBlock(c, 2, (1, 5), (1, 2), (0, 2), deconv=True, last=True),
             ]
@@ -254,7 +284,8 @@ class GTCRN(nn.Module):
         self.geometry = cfg.geometry
         self.erb = ERB(cfg)
         self.encoder = Encoder(cfg)
-        self.dpgrnn = nn.ModuleList([DPGRNN(cfg.channels, cfg.width) for _ in range(cfg.num_dual_path)])
+        self.dpgrnn = nn.ModuleList([DPGRNN(cfg.channels, cfg.width, a, r) for a, r in
+                                     zip(cfg.dp_intra_hidden, cfg.dp_inter_hidden, strict=True)])
         self.decoder = Decoder(cfg)
         self.n_stem = 2  # strided freq convs before the temporal blocks
         caches = [blk.cache_len for blk in self._gt_blocks()]
@@ -272,12 +303,14 @@ class GTCRN(nn.Module):
                       dtype: torch.dtype = torch.float32) -> GTCRNState:
         """Zero state for ``batch`` streams (equivalent to the offline zero padding)."""
         cfg = self.config
-        c, w = cfg.channels, cfg.width
+        w = cfg.width
         n_blocks = 2 * len(cfg.dilations)
+        c_conv, c_tra, c_rnn = (max(cfg.block_hidden), max(cfg.block_tra_hidden),
+                                max(cfg.dp_inter_hidden))
         return GTCRNState(
-            conv=torch.zeros(batch, c, self._cache_bounds[-1], w, device=device, dtype=dtype),
-            tra=torch.zeros(n_blocks, batch, c, device=device, dtype=dtype),
-            rnn=torch.zeros(cfg.num_dual_path, batch, w, c, device=device, dtype=dtype),
+            conv=torch.zeros(batch, c_conv, self._cache_bounds[-1], w, device=device, dtype=dtype),
+            tra=torch.zeros(n_blocks, batch, c_tra, device=device, dtype=dtype),
+            rnn=torch.zeros(cfg.num_dual_path, batch, w, c_rnn, device=device, dtype=dtype),
         )
 
     # ---------------------------------------------------------------- network
@@ -323,6 +356,8 @@ class GTCRN(nn.Module):
 
         n_dil = len(cfg.dilations)
         bounds = self._cache_bounds
+        hid, tra = cfg.block_hidden, cfg.block_tra_hidden  # per-block widths (pruned models)
+        c_conv, c_tra, c_rnn = max(hid), max(tra), max(cfg.dp_inter_hidden)
         new_conv, new_tra = [], []
         skips = []
         x = feat
@@ -331,26 +366,26 @@ class GTCRN(nn.Module):
                 x = blk(x)
             else:
                 j = i - self.n_stem
-                x, cache, h = blk(x, state.conv[:, :, bounds[j] : bounds[j + 1]],
-                                  state.tra[j : j + 1])
-                new_conv.append(cache)
-                new_tra.append(h)
+                x, cache, h = blk(x, _narrow(state.conv[:, :, bounds[j] : bounds[j + 1]], 1,
+                                             hid[j]), _narrow(state.tra[j : j + 1], 2, tra[j]))
+                new_conv.append(_pad_to(cache, 1, c_conv))
+                new_tra.append(_pad_to(h, 2, c_tra))
             skips.append(x)  # B, C, T, W
 
         new_rnn = []
         for k, dp in enumerate(self.dpgrnn):
-            x, h = dp(x, state.rnn[k])
-            new_rnn.append(h)
+            x, h = dp(x, _narrow(state.rnn[k], 2, dp.inter_hidden))
+            new_rnn.append(_pad_to(h, 2, c_rnn))
 
         n = len(self.decoder.de_convs)
         for i, blk in enumerate(self.decoder.de_convs):
             x = x + skips[n - 1 - i]
             if i < n_dil:
                 j = n_dil + i
-                x, cache, h = blk(x, state.conv[:, :, bounds[j] : bounds[j + 1]],
-                                  state.tra[j : j + 1])
-                new_conv.append(cache)
-                new_tra.append(h)
+                x, cache, h = blk(x, _narrow(state.conv[:, :, bounds[j] : bounds[j + 1]], 1,
+                                             hid[j]), _narrow(state.tra[j : j + 1], 2, tra[j]))
+                new_conv.append(_pad_to(cache, 1, c_conv))
+                new_tra.append(_pad_to(h, 2, c_tra))
             else:
                 x = blk(x)
         mask = self.erb.bs(x)  # B, 2, T, F

@@ -8,14 +8,35 @@
 Nothing in this package needs PortAudio at import time.
 """
 
-from denoisezoo.live.devices import (INSTALL_HINT, DeviceChoice, DeviceError, PortAudioMissing,
-                                     format_devices, import_sounddevice, resolve_device)
-from denoisezoo.live.processor import (STATUS_BITS, LiveProcessor, default_blocksize,
-                                       default_budget_ms, plan_prefill, status_bits)
+from denoisezoo.live.devices import (
+                                     INSTALL_HINT,
+                                     DeviceChoice,
+                                     DeviceError,
+                                     PortAudioMissing,
+                                     format_devices,
+                                     import_sounddevice,
+                                     resolve_device,
+)
+from denoisezoo.live.processor import (
+                                     STATUS_BITS,
+                                     LiveProcessor,
+                                     default_blocksize,
+                                     default_budget_ms,
+                                     plan_prefill,
+                                     status_bits,
+)
 from denoisezoo.live.recorder import Recorder
-from denoisezoo.live.session import LiveOptions, format_latency, format_summary, run_live
+from denoisezoo.live.session import (
+    BACKENDS,
+    LiveOptions,
+    format_latency,
+    format_summary,
+    run_live,
+    to_backend,
+)
 
 __all__ = [
+    "BACKENDS",
     "INSTALL_HINT",
     "STATUS_BITS",
     "DeviceChoice",
@@ -34,4 +55,5 @@ __all__ = [
     "resolve_device",
     "run_live",
     "status_bits",
+    "to_backend",
 ]

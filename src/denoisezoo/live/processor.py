@@ -8,10 +8,14 @@ One call of :meth:`LiveProcessor.process` handles one full-duplex block at the d
 
 Alignment (exact, in device-rate samples): with ``D = latency_samples = prefill +
 round(streamer.delay * device_rate / model_rate)``, output sample ``n`` is the denoised input
-sample ``n - D``. At equal rates (no resampling) ``out[prefill + j]`` is exactly sample ``j`` of
-the Streamer's output for the same input (which itself is the input delayed by
-``streamer.delay``); with resampling, ``out[prefill:]`` equals
-``resample(streamer(resample(in)))`` (soxr streams are chunking-invariant and delay-free).
+sample ``n - D``. At equal rates (no resampling) ``out[prefill + j]`` is sample ``j`` of the
+Streamer's output for the same input (itself the input delayed by ``streamer.delay``); with
+resampling, ``out[prefill:]`` equals ``resample(streamer(resample(in)))`` (soxr streams are
+chunking-invariant and delay-free; recipe :data:`DEFAULT_QUALITY`).
+
+If the FIFO ever runs dry (blocks shorter, longer or more irregular than planned), the missing
+samples are played as silence, the late ones follow, and ``latency_samples`` grows by the
+shortfall (``starved_samples``), for bypass too: a glitch once, then a stable larger delay.
 
 ``prefill`` is the smallest FIFO pre-fill that never lets the output run dry with blocks of
 ``blocksize`` frames: hop buffering of the Streamer plus the look-ahead the two resamplers hold
@@ -40,9 +44,13 @@ from denoisezoo.dsp.resample import Resampler
 from denoisezoo.streaming.streamer import Streamer
 
 __all__ = ["LiveProcessor", "plan_prefill", "status_bits", "STATUS_BITS", "default_blocksize",
-           "default_budget_ms"]
+           "default_budget_ms", "DEFAULT_QUALITY"]
 
 # PortAudio's PaStreamCallbackFlags, as exposed by sounddevice.CallbackFlags attributes
+# soxr recipe inside the audio path: "LQ" holds back ~20 ms per direction in streaming use,
+# "HQ" ~37 ms (measured with 10 ms blocks); both are far above the model's 8 kHz band edge needs
+DEFAULT_QUALITY = "LQ"
+
 STATUS_BITS: dict[str, int] = {"input_underflow": 1, "input_overflow": 2, "output_underflow": 4,
                                "output_overflow": 8, "priming_output": 16}
 
@@ -72,7 +80,7 @@ def default_budget_ms(hop_ms: float, block_ms: float) -> float:
 
 
 def plan_prefill(device_rate: int, model_rate: int, hop_length: int, blocksize: int,
-                 seconds: float = 2.0) -> int:
+                 seconds: float = 2.0, quality: str = DEFAULT_QUALITY) -> int:
     """Smallest output-FIFO pre-fill (device samples) that never underflows with fixed blocks.
 
     Replays the sample-count arithmetic of :class:`LiveProcessor` on silence with fresh
@@ -81,8 +89,8 @@ def plan_prefill(device_rate: int, model_rate: int, hop_length: int, blocksize: 
     """
     if blocksize < 1:
         raise ValueError(f"blocksize must be >= 1, got {blocksize}")
-    rs_in = Resampler(device_rate, model_rate, 1)
-    rs_out = Resampler(model_rate, device_rate, 1)
+    rs_in = Resampler(device_rate, model_rate, 1, quality)
+    rs_out = Resampler(model_rate, device_rate, 1, quality)
     block = np.zeros((blocksize, 1), np.float32)
     pending = fifo = worst = 0
     for _ in range(max(64, math.ceil(seconds * device_rate / blocksize))):
@@ -117,6 +125,15 @@ class _Ring:
         self.size += n
         return n
 
+    def unread_zeros(self, k: int) -> None:
+        """Put ``k`` zeros in front of the oldest sample (the next reads return them first)."""
+        k = min(k, self.cap - self.size)
+        self.start = (self.start - k) % self.cap
+        first = min(k, self.cap - self.start)
+        self.buf[self.start : self.start + first] = 0.0
+        self.buf[: k - first] = 0.0
+        self.size += k
+
     def read(self, out: np.ndarray, n: int) -> int:
         """Move up to ``n`` samples into ``out[:n]``; returns how many were available."""
         n = min(n, self.size)
@@ -135,12 +152,15 @@ class LiveProcessor:
         streamer: the streaming session (model, budget, fallback); its output is resampled back.
         device_rate: sample rate of the audio device (Hz).
         blocksize: frames per callback the FIFO pre-fill is planned for (larger blocks still
-            work but may run dry: counted in ``starved_samples``, latency kept constant).
+            work but may run dry: counted in ``starved_samples``, and the latency grows by as
+            much, which is the pre-fill those blocks need: the FIFO heals itself).
         out_channels: output channels; the mono result is copied to each.
         bypass: start bypassed (input passed through, delayed by ``latency_samples``).
         record: called from the callback with ``(raw (frames,), played (frames,))`` copies at
             the device rate, e.g. :meth:`denoisezoo.live.Recorder.put`; must not block.
         clock: seconds counter for the load / real-time-factor measurement.
+        resample_quality: soxr recipe of both resamplers (``"QQ"``, ``"LQ"``, ``"MQ"``,
+            ``"HQ"``, ``"VHQ"``): higher costs more look-ahead latency.
 
     Attributes read by the display (plain numbers, updated by the callback): ``callbacks``,
     ``frames``, ``busy_s``, ``max_callback_s``, ``late_callbacks`` (callbacks that took longer
@@ -161,7 +181,8 @@ class LiveProcessor:
     def __init__(self, streamer: Streamer, device_rate: int, blocksize: int, *,
                  out_channels: int = 1, bypass: bool = False,
                  record: Callable[[np.ndarray, np.ndarray], None] | None = None,
-                 clock: Callable[[], float] = time.perf_counter):
+                 clock: Callable[[], float] = time.perf_counter,
+                 resample_quality: str = DEFAULT_QUALITY):
         if streamer.batch != 1:
             raise ValueError(f"the live processor runs one (mono) stream, got batch={streamer.batch}")
         if device_rate <= 0 or blocksize < 1 or out_channels < 1:
@@ -176,18 +197,19 @@ class LiveProcessor:
         self.bypass = bypass
         self.record = record
         self.clock = clock
-        self.prefill = plan_prefill(self.device_rate, self.model_rate, g.hop_length, self.blocksize)
+        self.resample_quality = resample_quality
+        self.prefill = plan_prefill(self.device_rate, self.model_rate, g.hop_length, self.blocksize,
+                                    quality=resample_quality)
         self.latency_samples = self.prefill + int(round(streamer.delay * self.device_rate
                                                         / self.model_rate))
-        self._rs_in = Resampler(self.device_rate, self.model_rate, 1)
-        self._rs_out = Resampler(self.model_rate, self.device_rate, 1)
+        self._rs_in = Resampler(self.device_rate, self.model_rate, 1, resample_quality)
+        self._rs_out = Resampler(self.model_rate, self.device_rate, 1, resample_quality)
         hop_dev = math.ceil(g.hop_length * self.device_rate / self.model_rate)
         room = 4 * (self.blocksize + hop_dev) + 4096  # bursts of whole hops + resampler chunks
         self._wet = _Ring(self.prefill + room, fill=self.prefill)
         self._dry = _Ring(self.latency_samples + room, fill=self.latency_samples)
         self._wet_buf = np.zeros(room, np.float32)
         self._dry_buf = np.zeros(room, np.float32)
-        self._drop = 0  # produced samples to discard after a starved block (keeps latency fixed)
         self.callbacks = 0
         self.frames = 0
         self.busy_s = 0.0
@@ -252,10 +274,11 @@ class LiveProcessor:
                 self._push(self._rs_out.process(y.numpy()[:, None])[:, 0])
         wet = self._wet_buf[:frames]
         got = self._wet.read(wet, frames)
-        if got < frames:  # ran dry: silence now, drop as many samples later (fixed latency)
+        if got < frames:  # ran dry: silence now; the late samples follow, so latency grows
             wet[got:] = 0.0
             self.starved_samples += frames - got
-            self._drop += frames - got
+            self.latency_samples += frames - got
+            self._dry.unread_zeros(frames - got)  # bypass keeps the same latency
         dry = self._dry_buf[:frames]
         self._dry.read(dry, frames)
         out = dry if self.bypass else wet
@@ -304,9 +327,5 @@ class LiveProcessor:
         self._dry_buf = np.zeros(2 * frames, np.float32)
 
     def _push(self, y: np.ndarray) -> None:
-        if self._drop:
-            k = min(self._drop, y.shape[0])
-            self._drop -= k
-            y = y[k:]
         n = self._wet.write(y)
         self.dropped_samples += y.shape[0] - n  # FIFO full: only if blocks exceed the plan

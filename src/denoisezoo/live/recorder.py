@@ -28,7 +28,8 @@ class Recorder:
     Args:
         directory: output folder (created).
         sample_rate: rate of the blocks passed to :meth:`put` (the device rate).
-        stem: file name stem (default ``live-YYYYmmdd-HHMMSS``).
+        stem: file name stem (default ``live-YYYYmmdd-HHMMSS``; ``-1``, ``-2``... is appended
+            if files of that stem exist).
 
     The denoised file holds exactly what was sent to the output device (the bypassed input
     while bypass was on), so it lags the raw file by the processing latency.
@@ -36,7 +37,11 @@ class Recorder:
 
     def __init__(self, directory: str | Path, sample_rate: int, stem: str | None = None):
         self.directory = Path(directory)
-        self.stem = stem or time.strftime("live-%Y%m%d-%H%M%S")
+        base = stem or time.strftime("live-%Y%m%d-%H%M%S")
+        self.stem, i = base, 1
+        while any((self.directory / f"{self.stem}{s}").exists()
+                  for s in ("-raw.wav", "-denoised.wav", ".json")):
+            self.stem, i = f"{base}-{i}", i + 1  # never overwrite an earlier take
         self.sample_rate = int(sample_rate)
         self.raw_path = self.directory / f"{self.stem}-raw.wav"
         self.denoised_path = self.directory / f"{self.stem}-denoised.wav"

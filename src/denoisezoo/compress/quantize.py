@@ -1,0 +1,299 @@
+"""INT8 post-training quantization of the streaming step with ONNX Runtime (a real INT8 path).
+
+Pipeline (:func:`quantize_step`):
+
+1. BatchNorm is folded into the preceding conv / transposed conv (:func:`fold_batchnorm`), so
+   that each quantized conv is followed by its activation, not by a float BatchNorm.
+2. The folded model's one-frame ``step`` is exported with
+   :func:`denoisezoo.streaming.export_onnx` (inputs ``frame`` + state, outputs ``out`` + state).
+3. Calibration feeds are real: the float model is run over calibration audio and every frame is
+   recorded together with the recurrent / cache state the model had when it reached that frame
+   (:func:`calibration_feeds`).
+4. ``mode="static"``: ONNX Runtime QDQ static quantization: weights INT8 symmetric per output
+   channel, activations UINT8 asymmetric per tensor with MinMax (or percentile / entropy)
+   ranges from the feeds, for ``Conv``, ``ConvTranspose``, ``MatMul`` and ``Gemm``.
+   ``mode="dynamic"``: ONNX Runtime dynamic quantization (INT8 weights, activation ranges
+   computed per call; ``MatMul`` / ``Gemm`` / ``Conv``) needing no calibration.
+
+Mixed precision (kept float on purpose, recorded in the sidecar): the ERB band merge at the input
+and the ERB band split that produces the complex mask (root-scope ``MatMul`` nodes), the first
+encoder conv and the last decoder conv (:data:`DEFAULT_KEEP_FLOAT`), every ``GRU`` (ONNX Runtime
+has no INT8 GRU kernel, static or dynamic), and all state tensors (they are graph inputs/outputs
+that never pass through a quantize node, so the recurrent and cache states stay float).
+
+The result is an ``.onnx`` file plus the usual JSON sidecar with a ``compression`` record; it runs
+in :class:`~denoisezoo.streaming.OnnxStepModel` / :class:`~denoisezoo.streaming.Streamer`
+like any exported step.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import json
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from denoisezoo.streaming.onnx_step import OnnxStepModel, export_onnx, sidecar_path
+
+__all__ = ["DEFAULT_KEEP_FLOAT", "QUANT_OPS", "fold_batchnorm", "calibration_feeds",
+           "quantize_step", "quantizable_nodes", "load_calibration_audio"]
+
+QUANT_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+# ONNX node-name patterns kept in float (TorchScript exporter names: "/<module path>/<Op>")
+DEFAULT_KEEP_FLOAT = ("/MatMul*", "/en_convs.0/*", "/de_convs.{last}/*")
+
+
+# ------------------------------------------------------------------------------- BN folding
+def _fold_conv_bn(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (out,)
+    shift = bn.bias - bn.running_mean * scale
+    w = conv.weight
+    out_ch = scale.numel()
+    if isinstance(conv, nn.ConvTranspose2d):
+        g = conv.groups
+        w5 = w.reshape(g, w.shape[0] // g, w.shape[1], *w.shape[2:])  # g, in/g, out/g, kh, kw
+        w5 = w5 * scale.reshape(g, 1, out_ch // g, 1, 1)
+        new_w = w5.reshape_as(w)
+    else:
+        new_w = w * scale.reshape(-1, 1, 1, 1)
+    bias = conv.bias if conv.bias is not None else torch.zeros(out_ch)
+    conv.weight = nn.Parameter(new_w.detach())
+    conv.bias = nn.Parameter((bias * scale + shift).detach())
+
+
+@torch.no_grad()
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of a GTCRN with every eval-mode BatchNorm folded into the conv before it."""
+    from denoisezoo.gtcrn.model import ConvBlock, GTConvBlock
+
+    m = copy.deepcopy(model).eval()
+    for mod in m.modules():
+        if isinstance(mod, ConvBlock):
+            _fold_conv_bn(mod.conv, mod.bn)
+            mod.bn = nn.Identity()
+        elif isinstance(mod, GTConvBlock):
+            for conv, bn in (("point_conv1", "point_bn1"), ("depth_conv", "depth_bn"),
+                             ("point_conv2", "point_bn2")):
+                _fold_conv_bn(getattr(mod, conv), getattr(mod, bn))
+                setattr(mod, bn, nn.Identity())
+    return m
+
+
+# ------------------------------------------------------------------------------- calibration
+def load_calibration_audio(source: str | Path | Sequence[str | Path], sample_rate: int,
+                           max_files: int = 32, max_seconds: float = 6.0) -> list[np.ndarray]:
+    """Mono waveforms at ``sample_rate`` from audio files / folders / manifests (first channel,
+    at most ``max_seconds`` each, at most ``max_files``, in sorted order)."""
+    from denoisezoo.audio import read_audio
+    from denoisezoo.datasets.corpus import list_audio_files
+    from denoisezoo.dsp.resample import resample
+
+    entries = [source] if isinstance(source, (str, Path)) else list(source)
+    files = list_audio_files(entries)[:max_files]
+    if not files:
+        raise ValueError(f"no audio files found in {entries}")
+    out = []
+    for f in files:
+        x, sr = read_audio(f)
+        x = resample(x[:, :1], sr, sample_rate)[:, 0] if sr != sample_rate else x[:, 0]
+        out.append(np.ascontiguousarray(x[: int(max_seconds * sample_rate)], np.float32))
+    return out
+
+
+@torch.no_grad()
+def calibration_feeds(model: nn.Module, audio: Iterable[np.ndarray], max_frames: int = 2000,
+                      seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """ONNX feeds ``{"frame", <state names>}`` from running the float model over ``audio``.
+
+    Every frame of every clip is processed in order (so states are the real ones); at most
+    ``max_frames`` feeds are kept, drawn uniformly without replacement.
+    """
+    from denoisezoo.dsp.stft import stft
+
+    model = model.eval()
+    g = model.geometry
+    feeds: list[dict[str, np.ndarray]] = []
+    for wav in audio:
+        spec = stft(torch.as_tensor(wav, dtype=torch.float32)[None], g)  # 1, F, T, 2
+        state = model.initial_state(1)
+        names = state._fields
+        for t in range(spec.shape[2]):
+            frame = spec[:, :, t]
+            feeds.append({"frame": frame.numpy().copy(),
+                          **{n: s.numpy().copy() for n, s in zip(names, state, strict=True)}})
+            _, state = model.step(frame, state)
+    if not feeds:
+        raise ValueError("calibration audio gave no frames")
+    if len(feeds) > max_frames:
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(len(feeds), max_frames, replace=False))
+        feeds = [feeds[i] for i in idx]
+    return feeds
+
+
+def _reader(feeds: list[dict[str, np.ndarray]]):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class _Feeds(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(feeds)
+
+        def get_next(self):
+            return next(self._it, None)
+
+        def rewind(self) -> None:
+            self._it = iter(feeds)
+
+    return _Feeds()
+
+
+# ------------------------------------------------------------------------------- quantization
+def quantizable_nodes(onnx_path: str | Path) -> list[tuple[str, str]]:
+    """``(name, op_type)`` of the nodes of :data:`QUANT_OPS` in graph order."""
+    import onnx
+
+    g = onnx.load(str(onnx_path)).graph
+    return [(n.name, n.op_type) for n in g.node if n.op_type in QUANT_OPS]
+
+
+def _grouped_deconv_overrides(onnx_path: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """Weight-scale axes for grouped ``ConvTranspose`` (ONNX Runtime assumes axis 1 = output
+    channels, true only for ``group == 1``): depthwise ones (one output per group) get per-channel
+    scales on axis 0, other grouped ones per-tensor scales."""
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(onnx_path)).graph
+    inits = {i.name: numpy_helper.to_array(i).shape for i in g.initializer}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for n in g.node:
+        if n.op_type != "ConvTranspose":
+            continue
+        group = next((a.i for a in n.attribute if a.name == "group"), 1)
+        shape = inits.get(n.input[1])
+        if group == 1 or shape is None:
+            continue
+        out[n.input[1]] = [{"axis": 0, "symmetric": True}] if shape[1] == 1 else [{"symmetric": True}]
+    return out
+
+
+def _resolve_keep_float(nodes: Sequence[tuple[str, str]], patterns: Sequence[str],
+                        model: nn.Module) -> list[str]:
+    last = len(getattr(getattr(model, "decoder", None), "de_convs", [])) - 1
+    pats = [p.replace("{last}", str(last)) for p in patterns]
+    return [n for n, _ in nodes if any(fnmatch.fnmatchcase(n, p) for p in pats)]
+
+
+def quantize_step(model: nn.Module, output: str | Path, calibration: Sequence[np.ndarray] | None,
+                  *, mode: str = "static", keep_float: Sequence[str] = DEFAULT_KEEP_FLOAT,
+                  per_channel: bool = True, calibrate_method: str = "minmax",
+                  max_frames: int = 2000, overwrite: bool = False, name: str | None = None,
+                  source: str | None = None, extra_record: dict[str, Any] | None = None
+                  ) -> dict[str, Any]:
+    """Write an INT8 ONNX Runtime model of ``model.step`` (see the module docstring).
+
+    Args:
+        model: a float GTCRN (e.g. pruned, or QAT-fine-tuned and stripped).
+        output: the ``.onnx`` file; the sidecar goes beside it (``.json``).
+        calibration: waveforms at the model rate (``mode="static"``; ignored for dynamic).
+        mode: ``"static"`` (QDQ, calibrated) or ``"dynamic"``.
+        keep_float: ONNX node-name patterns left in float (``{last}``: last decoder block).
+        per_channel: per-output-channel weight scales.
+        calibrate_method: ``"minmax"``, ``"percentile"`` or ``"entropy"``.
+        max_frames: calibration frames used.
+        overwrite: replace existing files (else ``FileExistsError``).
+        name: model name in the sidecar.
+        source: where the float model came from (recorded).
+        extra_record: more fields for the ``compression`` record (e.g. QAT details).
+
+    Returns:
+        The sidecar metadata (also on disk), with ``compression`` describing what was done and
+        ``check_max_abs_diff`` / ``check_rel_err`` against the float model on calibration frames.
+    """
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_dynamic, quantize_static)
+
+    output = Path(output)
+    if output.suffix != ".onnx":
+        raise ValueError(f"{output}: the output file name must end in .onnx")
+    side = sidecar_path(output)
+    for p in (output, side):
+        if p.exists() and not overwrite:
+            raise FileExistsError(f"{p}: exists (use --overwrite to replace it)")
+    if mode not in ("static", "dynamic"):
+        raise ValueError(f"mode must be 'static' or 'dynamic', got {mode!r}")
+    if mode == "static" and not calibration:
+        raise ValueError("static quantization needs calibration audio")
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    if calibrate_method not in methods:
+        raise ValueError(f"calibrate_method must be one of {sorted(methods)}")
+    model = model.eval()
+    folded = fold_batchnorm(model)
+    feeds = calibration_feeds(model, calibration, max_frames) if calibration else []
+    with tempfile.TemporaryDirectory(prefix="denoisezoo_q_") as tmp:
+        fpath = Path(tmp) / "float.onnx"
+        meta = export_onnx(folded, fpath, name=name)
+        nodes = quantizable_nodes(fpath)
+        excluded = _resolve_keep_float(nodes, keep_float, model)
+        qpath = Path(tmp) / "int8.onnx"
+        if mode == "static":
+            quantize_static(
+                str(fpath), str(qpath), _reader(feeds), quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(QUANT_OPS), per_channel=per_channel,
+                reduce_range=False, activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
+                calibrate_method=methods[calibrate_method],
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                               "TensorQuantOverrides": _grouped_deconv_overrides(fpath)})
+        else:
+            quantize_dynamic(str(fpath), str(qpath), op_types_to_quantize=["MatMul", "Gemm", "Conv"],
+                             per_channel=per_channel, reduce_range=False,
+                             weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        part = output.with_name(output.name + ".part")
+        part.write_bytes(qpath.read_bytes())
+        part.replace(output)
+    quantized = [n for n, _ in nodes if n not in excluded]
+    if mode == "dynamic":
+        quantized = [n for n, op in nodes if n not in excluded and op in ("MatMul", "Gemm", "Conv")]
+    record = {
+        "method": f"int8_{mode}",
+        "backend": "onnxruntime",
+        "format": "QDQ" if mode == "static" else "integer ops",
+        "weights": "int8 symmetric " + ("per output channel" if per_channel else "per tensor"),
+        "activations": ("uint8 asymmetric per tensor, calibrated " + calibrate_method
+                        if mode == "static" else "uint8, ranges computed per call"),
+        "calibration_frames": len(feeds),
+        "calibration_clips": len(calibration) if calibration else 0,
+        "quantized_nodes": quantized,
+        "float_nodes": excluded,
+        "float_ops": ["GRU", "LayerNormalization", "PRelu", "Sigmoid", "Tanh", "elementwise"],
+        "states": "float",
+        "source": source,
+        **(extra_record or {}),
+    }
+    meta["compression"] = record
+    meta["name"] = name or meta.get("name")
+    # deviation from the float model on (a subset of) the calibration frames, run as a stream
+    if calibration:
+        onnx_model = OnnxStepModel(output, meta=meta)
+        from denoisezoo.dsp.stft import stft
+
+        wav = torch.as_tensor(calibration[0][: 3 * model.geometry.sample_rate])[None]
+        spec = stft(wav, model.geometry)
+        with torch.inference_mode():
+            ref = model.forward_stateful(spec, None)[0]
+        got = onnx_model.forward_stateful(spec, None)[0]
+        meta["check_frames"] = int(spec.shape[2])
+        meta["check_max_abs_diff"] = float((ref - got).abs().max())
+        meta["check_rel_err"] = float((ref - got).norm() / ref.norm().clamp_min(1e-12))
+    side.write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
