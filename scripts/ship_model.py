@@ -27,15 +27,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     ap.add_argument("--devset-dir", type=Path, default=Path.home() / ".cache/denoisezoo/devset")
     ap.add_argument("--extra-hours", type=float, default=0.0,
-                    help="training wall hours not recorded in the checkpoint (runs started before the counter)")
+                    help="training wall hours not recorded in the checkpoint "
+                         "(runs started before the counter)")
     ap.add_argument("--note", default="", help="free text for the model card")
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
+    from denoisezoo.api import enhance_array
     from denoisezoo.datasets.devset import build_devset
     from denoisezoo.evaluation import evaluate_systems
-    from denoisezoo.api import enhance_array
     from denoisezoo.hub import load_model, save_checkpoint
 
     out = args.out or REPO / "src/denoisezoo/weights" / f"{args.name}.pt"
@@ -65,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         "recipe": {k: hp.get(k) for k in ("lr", "warmup_steps", "decay_steps", "grad_clip") if k in hp},
         "metrics": metrics,
         "metrics_noisy": noisy,
-        "metrics_data": f"denoisezoo devset v1 ({res['summary'][args.name]['scored']} pairs, dev speech + dev noise "
-                        "of ../shared; see denoisezoo.datasets.devset)",
+        "metrics_data": f"denoisezoo devset v1 ({res['summary'][args.name]['scored']} pairs, dev speech "
+                        "+ dev noise of ../shared; see denoisezoo.datasets.devset)",
         "source_checkpoint": args.checkpoint.name,
         "note": args.note,
     }

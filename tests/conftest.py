@@ -22,6 +22,12 @@ def device(request) -> torch.device:
     return torch.device(request.config.getoption("--device"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    # frame-sized work is many times slower with 2 threads on a shared 2-core machine
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

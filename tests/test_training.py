@@ -13,13 +13,19 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from conftest import speechlike
 
 from denoisezoo.gtcrn import gtcrn_tiny
 from denoisezoo.hub import load_model, save_checkpoint
-from denoisezoo.training import (DistillationSystem, EnhancementSystem, HybridLoss,
-                                 MultiResolutionSTFTLoss, NonFiniteError, Pretrained, si_sdr)
-
-from conftest import speechlike
+from denoisezoo.training import (
+    DistillationSystem,
+    EnhancementSystem,
+    HybridLoss,
+    MultiResolutionSTFTLoss,
+    NonFiniteError,
+    Pretrained,
+    si_sdr,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,12 +73,14 @@ def corpus(tmp_path_factory):
     rng = np.random.default_rng(0)
     (root / "noise").mkdir()
     for i in range(2):
-        sf.write(root / "noise" / f"n{i}.wav", (0.1 * rng.standard_normal(20000)).astype(np.float32), 16000)
+        noise = (0.1 * rng.standard_normal(20000)).astype(np.float32)
+        sf.write(root / "noise" / f"n{i}.wav", noise, 16000)
     return root
 
 
 def tiny_config(corpus: Path, run_dir: Path, steps: int = 4, system: dict | None = None,
-                callbacks: list | None = None, ckpt_every: int = 2, extra_trainer: dict | None = None) -> Path:
+                callbacks: list | None = None, ckpt_every: int = 2,
+                extra_trainer: dict | None = None) -> Path:
     cfg = {
         "seed_everything": 0,
         "trainer": {

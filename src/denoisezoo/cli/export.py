@@ -1,4 +1,5 @@
-"""``denoisezoo export onnx (--model NAME | --checkpoint PATH | --preset NAME) -o model.onnx``."""
+"""``denoisezoo export onnx (--model NAME | --checkpoint PATH | --preset NAME) -o model.onnx``
+and ``denoisezoo export tflite ... [--int8 --calibration DIR] -o model.tflite``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("export", help="export a model for deployment (ONNX step)",
+    p = sub.add_parser("export", help="export a model for deployment (ONNX / LiteRT step)",
                        description="Export a model for deployment.")
     fmt = p.add_subparsers(dest="format", metavar="FORMAT", required=True)
     o = fmt.add_parser(
@@ -30,6 +31,34 @@ def add_parser(sub) -> None:
     o.add_argument("--check-frames", type=int, default=200,
                    help="random frames compared between ONNX Runtime and PyTorch (0: no check)")
     o.add_argument("--overwrite", action="store_true", help="replace existing .onnx/.json files")
+    _add_tflite_parser(fmt)
+
+
+def _add_tflite_parser(fmt) -> None:
+    from denoisezoo.streaming.litert import CONVERTER_ENV
+
+    t = fmt.add_parser(
+        "tflite", help="the one-frame step for LiteRT (TFLite), float or full-integer INT8",
+        description="Export the model's one-frame step to LiteRT (batch 1, inputs frame + states, "
+                    "outputs out + next states; JSON sidecar beside the .tflite). Conversion uses "
+                    f"litert-torch in a converter environment (${CONVERTER_ENV}); the interpreter "
+                    "and INT8 quantizer come with `pip install denoisezoo[litert]`. The export is "
+                    "checked against PyTorch in the LiteRT interpreter.")
+    add_model_args(t)
+    t.add_argument("--preset", metavar="NAME", default=None,
+                   help="a preset with random weights (e.g. gtcrn_tiny), for tests and benchmarks")
+    t.add_argument("-o", "--output", required=True, metavar="OUT.tflite", help="output .tflite file")
+    t.add_argument("--int8", action="store_true",
+                   help="full-integer INT8 (int8 weights and activations, int8 I/O), calibrated")
+    t.add_argument("--calibration", metavar="DIR", action="append", default=None,
+                   help="calibration audio (folder, file or manifest; repeatable), needed by --int8")
+    t.add_argument("--calibration-frames", type=int, default=200,
+                   help="calibration frames (frame + state) used by --int8 (default 200)")
+    t.add_argument("--check-frames", type=int, default=200,
+                   help="frames compared between the LiteRT interpreter and PyTorch (0: no check)")
+    t.add_argument("--converter-python", metavar="PATH", default=None,
+                   help=f"python of the litert-torch converter environment (default ${CONVERTER_ENV})")
+    t.add_argument("--overwrite", action="store_true", help="replace existing .tflite/.json files")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
             name = getattr(model, "checkpoint_meta", {}).get("name") or args.model
     except (KeyError, FileNotFoundError, ValueError) as exc:
         return error(str(exc).strip("'\""))
+    if args.format == "tflite":
+        return _run_tflite(args, model, name)
     try:
         meta = export_onnx(model, args.output, opset=args.opset, name=name,
                            overwrite=args.overwrite, check_frames=args.check_frames)
@@ -62,4 +93,39 @@ def run(args: argparse.Namespace) -> int:
               f"max abs diff {diff:.2e}")
         if not diff <= 1e-4:
             return error(f"ONNX output differs from PyTorch by {diff:.2e} (> 1e-4)")
+    return 0
+
+
+def _run_tflite(args: argparse.Namespace, model, name: str | None) -> int:
+    from denoisezoo.streaming.litert import LiteRTUnavailableError, export_tflite, sidecar_path
+
+    calibration = None
+    if args.int8:
+        if not args.calibration:
+            return error("--int8 needs calibration audio (--calibration DIR)")
+        from denoisezoo.compress.quantize import load_calibration_audio
+
+        try:
+            calibration = load_calibration_audio(args.calibration, model.geometry.sample_rate)
+        except ValueError as exc:
+            return error(str(exc))
+    try:
+        meta = export_tflite(model, args.output, int8=args.int8, calibration=calibration, name=name,
+                             overwrite=args.overwrite, check_frames=args.check_frames,
+                             max_calibration_frames=args.calibration_frames,
+                             python=args.converter_python)
+    except LiteRTUnavailableError as exc:
+        return error(str(exc))
+    except (FileExistsError, ValueError, TypeError, RuntimeError) as exc:
+        return error(str(exc))
+    shapes = ", ".join(f"{t['name']} {tuple(t['shape'])}" for t in meta["inputs"])
+    print(f"{args.output}: LiteRT {meta['precision']}, {meta['size_bytes']} bytes, inputs {shapes} "
+          f"(litert-torch {meta['litert_torch']}, {meta['convert_seconds']:g} s)")
+    print(f"{sidecar_path(args.output)}: sidecar (geometry, tensor names and shapes)")
+    if "check_max_abs_diff" in meta:
+        diff, rel = meta["check_max_abs_diff"], meta["check_rel_err"]
+        print(f"check: LiteRT vs PyTorch over {meta['check_frames']} frames of "
+              f"{meta['check_input']}, max abs diff {diff:.2e}, relative error {rel:.2e}")
+        if not args.int8 and not diff <= 1e-4:
+            return error(f"LiteRT output differs from PyTorch by {diff:.2e} (> 1e-4)")
     return 0

@@ -38,7 +38,7 @@ def zoo_table(include_presets: bool = False) -> list[dict]:
         for name in sorted(PRESETS):
             model = build_model(name)
             g = model.geometry
-            rows.append({"name": name, "kind": "preset (random weights)",
+            rows.append({"name": name, "kind": "preset",
                          "family": type(model).__name__, "sample_rate": g.sample_rate,
                          "latency_ms": g.latency_ms, "params": count_parameters(model),
                          "macs_per_s": macs_per_second(model)})
@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     t = Table(title="denoisezoo models")
-    for col in ("name", "kind", "rate", "latency", "params", "MMAC/s", "file", "INT8", "dev PESQ/ESTOI/SI-SDR"):
+    cols = ("name", "kind", "rate", "latency", "params", "MMAC/s", "file", "INT8", "dev PESQ/ESTOI/SI-SDR")
+    for col in cols:
         t.add_column(col)
     for r in rows:
         s = r.get("dev_scores") or {}

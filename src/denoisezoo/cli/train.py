@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 
-__all__ = ["add_parser", "run", "main", "DenoiseZooCLI"]
+__all__ = ["add_parser", "run", "main"]
 
 
 def add_parser(sub) -> None:

@@ -31,7 +31,8 @@ class Pretrained(nn.Module):
 
         teacher:
           class_path: denoisezoo.training.Pretrained
-          init_args: {source: ../shared/reference/gtcrn/checkpoints/stream_onnx_models__model_trained_on_dns3.tar}
+          init_args:
+            source: ../shared/reference/gtcrn/checkpoints/stream_onnx_models__model_trained_on_dns3.tar
     """
 
     def __init__(self, source: str):

@@ -1,0 +1,309 @@
+"""Compression benchmark for GTCRN: float vs structured pruning (25 / 50 / 75 %) vs INT8.
+
+    DENOISEZOO_THREADS=1 python benchmarks/compression.py [--checkpoint PATH] [--steps 200]
+
+Rows: the float model; structured pruning at each ratio, one-shot and after a short distillation
+fine-tune (teacher = the float model); gradual 50 % magnitude (block) sparsity fine-tuned with
+:class:`~denoisezoo.compress.SparsityCallback`; INT8 ONNX Runtime static PTQ, dynamic PTQ, and
+static after quantization-aware fine-tuning (:class:`~denoisezoo.compress.QATCallback`).
+
+Columns: learnable / non-zero parameters, MACs per second of audio (profile convention), size of
+the artefact file and of the ONNX step, real-time factor of the ONNX Runtime step run frame by
+frame on one thread (the deployment path; all variants timed interleaved, best of repeats), and
+PESQ-wb / ESTOI / SI-SDR on the fixed development set (:func:`denoisezoo.datasets.devset.build_devset`).
+Fine-tuning and calibration use the TRAINING data of ../shared (never the dev set).
+
+Writes ``benchmarks/results/compression.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+OFFICIAL = SHARED / "reference/gtcrn/checkpoints/stream_onnx_models__model_trained_on_dns3.tar"
+
+
+def _args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", default=str(OFFICIAL), help="float model (default: official DNS3)")
+    p.add_argument("--shared", default=str(SHARED))
+    p.add_argument("--devset", default=str(Path.home() / ".cache/denoisezoo/devset"))
+    p.add_argument("--limit", type=int, default=None, help="dev pairs scored (default all)")
+    p.add_argument("--steps", type=int, default=200, help="fine-tuning steps per variant")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--segment", type=float, default=2.0)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--ratios", type=float, nargs="+", default=[0.25, 0.5, 0.75])
+    p.add_argument("--criterion", default="taylor", choices=("l1", "l2", "taylor"))
+    p.add_argument("--workdir", default=str(REPO / "runs/compression"))
+    p.add_argument("--out", default=str(REPO / "benchmarks/results/compression"))
+    p.add_argument("--rtf-seconds", type=float, default=10.0)
+    p.add_argument("--rtf-repeats", type=int, default=3)
+    p.add_argument("--workers", type=int, default=1, help="scoring processes")
+    return p.parse_args(argv)
+
+
+def _datamodule(shared: Path, batch: int, segment: float, length: int, seed: int = 0):
+    from denoisezoo.datasets import MixDataModule
+
+    dm = MixDataModule(
+        train_speech=[str(shared / "data/speech/train")], train_noise=[str(shared / "data/noise/train")],
+        val_speech=[str(shared / "data/speech/dev/it")], val_noise=[str(shared / "data/noise/dev")],
+        segment_seconds=segment, batch_size=batch, num_workers=0, train_length=max(length, 64),
+        val_length=batch, val_segment_seconds=segment, seed=seed, synthetic_noise_prob=0.35,
+        rir_prob=0.2)
+    dm.setup("fit")
+    return dm
+
+
+def _finetune(student, teacher, dm, steps: int, lr: float, callbacks=()) -> dict:
+    import lightning as L
+
+    from denoisezoo.training import DistillationSystem
+
+    system = DistillationSystem(student, teacher=teacher, alpha=0.8, lr=lr,
+                                warmup_steps=max(1, steps // 10), decay_steps=steps,
+                                val_metrics=False, name="compressed")
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0,
+                        callbacks=list(callbacks), num_sanity_val_steps=0)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(system, datamodule=dm)
+    student.eval()
+    return {"steps": int(trainer.global_step), "seconds": round(time.perf_counter() - t0, 1),
+            "batch": dm.batch_size, "segment_s": dm.hparams.segment_seconds, "lr": lr,
+            "loss": "0.8 * hybrid(student, float teacher) + 0.2 * hybrid(student, clean)"}
+
+
+def _rtf(onnx_paths: dict[str, Path], wav: np.ndarray, sr: int, repeats: int) -> dict[str, float]:
+    from denoisezoo.compress import load_onnx_model
+    from denoisezoo.dsp.stft import stft
+
+    models = {k: load_onnx_model(p, threads=1) for k, p in onnx_paths.items()}
+    spec = None
+    best = {k: float("inf") for k in models}
+    for _ in range(repeats):
+        for k, m in models.items():  # interleaved, so machine load hits all variants alike
+            if spec is None:
+                spec = stft(torch.from_numpy(wav)[None], m.geometry)
+            state = m.initial_state(1)
+            t0 = time.perf_counter()
+            for t in range(spec.shape[2]):
+                _, state = m.step(spec[:, :, t], state)
+            best[k] = min(best[k], (time.perf_counter() - t0) / (len(wav) / sr))
+    return best
+
+
+def _onnx_weight_bytes(path: Path) -> int:
+    import onnx
+    from onnx import numpy_helper
+
+    return sum(numpy_helper.to_array(i).nbytes for i in onnx.load(str(path)).graph.initializer)
+
+
+def main(argv=None) -> int:
+    args = _args(argv)
+    threads = int(os.environ.get("DENOISEZOO_THREADS", "1"))
+    torch.set_num_threads(threads)
+    logging.getLogger().setLevel(logging.ERROR)
+    from denoisezoo.compress import (QATCallback, SparsityCallback, prune_structured,
+                                     quantize_step, save_compressed, sparsity, strip_qat)
+    from denoisezoo.datasets.devset import build_devset
+    from denoisezoo.evaluation.data import find_pairs
+    from denoisezoo.evaluation.runner import evaluate_systems
+    from denoisezoo.hub import load_model, save_checkpoint
+    from denoisezoo.profile import count_parameters, macs_per_second
+    from denoisezoo.streaming import export_onnx
+
+    shared, work = Path(args.shared), Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    float_model = load_model(args.checkpoint).eval()
+    sr = float_model.geometry.sample_rate
+    devset = build_devset(shared, Path(args.devset))
+    pairs = find_pairs(devset, limit=args.limit)
+    dm = _datamodule(shared, args.batch, args.segment, args.steps * args.batch)
+    cal_items = [dm.train_set[i] for i in range(16)]  # training mixtures, not dev
+    calibration = [n.numpy() for n, _ in cal_items]
+    taylor_batches = [(n[None], c[None]) for n, c in cal_items[:8]]
+    teacher = copy.deepcopy(float_model).eval()
+
+    rows: dict[str, dict] = {}
+    models: dict[str, object] = {}  # torch models (evaluated offline) or ONNX paths
+
+    def add_torch(name: str, model, note: str, record: dict | None = None, ft: dict | None = None):
+        model = model.eval()
+        pt = work / f"{name}.pt"
+        if record is None:
+            save_checkpoint(model, pt, name=name)
+        else:
+            save_compressed(model, pt, record, name=name, source=args.checkpoint, overwrite=True,
+                            meta={"finetune": ft} if ft else None)
+        onnx_path = work / f"{name}.onnx"
+        export_onnx(model, onnx_path, name=name, overwrite=True)
+        rows[name] = {"variant": name, "note": note, "params": count_parameters(model),
+                      "nonzero_params": sum(int((p != 0).sum()) for p in model.parameters()),
+                      "macs_per_s": macs_per_second(model), "file_bytes": pt.stat().st_size,
+                      "onnx_bytes": onnx_path.stat().st_size,
+                      "onnx_weight_bytes": _onnx_weight_bytes(onnx_path), "onnx": str(onnx_path),
+                      "finetune": ft, "compression": record}
+        models[name] = model
+        print(f"[{time.time() - t_start:7.0f}s] {name}: {rows[name]['params']} params", flush=True)
+
+    def add_onnx(name: str, path: Path, meta: dict, ref: str, note: str, ft: dict | None = None):
+        base = rows[ref]
+        rows[name] = {"variant": name, "note": note, "params": base["params"],
+                      "nonzero_params": base["nonzero_params"], "macs_per_s": base["macs_per_s"],
+                      "file_bytes": path.stat().st_size + path.with_suffix(".json").stat().st_size,
+                      "onnx_bytes": path.stat().st_size, "onnx_weight_bytes": _onnx_weight_bytes(path),
+                      "onnx": str(path), "finetune": ft, "compression": meta["compression"],
+                      "check_rel_err": meta.get("check_rel_err")}
+        from denoisezoo.compress import load_onnx_model
+
+        models[name] = load_onnx_model(path)
+        print(f"[{time.time() - t_start:7.0f}s] {name}: rel err vs float "
+              f"{meta.get('check_rel_err', float('nan')):.3g}", flush=True)
+
+    add_torch("float", float_model, f"float reference ({Path(args.checkpoint).name})")
+
+    # --- INT8 post-training quantization of the float model
+    for mode in ("static", "dynamic"):
+        p = work / f"int8_{mode}_ptq.onnx"
+        meta = quantize_step(float_model, p, calibration, mode=mode, overwrite=True,
+                             name=f"int8_{mode}_ptq", source=args.checkpoint)
+        add_onnx(f"int8_{mode}_ptq", p, meta, "float",
+                 f"ONNX Runtime INT8 {mode} PTQ" + (", 16 training mixtures" if mode == "static" else ""))
+
+    # --- structured pruning, one-shot then distillation fine-tune
+    for r in args.ratios:
+        tag = f"struct{round(r * 100)}"
+        pruned, rec = prune_structured(float_model, r, criterion=args.criterion, scope="layer",
+                                       batches=taylor_batches if args.criterion == "taylor" else None)
+        add_torch(f"{tag}_oneshot", copy.deepcopy(pruned), f"structured {r:.0%} of units, "
+                  f"{args.criterion}, no fine-tuning", rec)
+        if args.steps > 0:
+            ft = _finetune(pruned, teacher, dm, args.steps, args.lr)
+            add_torch(f"{tag}_ft", pruned, f"structured {r:.0%} + {ft['steps']} distillation "
+                      f"steps", rec, ft)
+
+    if args.steps > 0:
+        # --- gradual 50 % block sparsity (GRU + linear weights) during fine-tuning
+        student = copy.deepcopy(float_model).train()
+        cb = SparsityCallback(final_sparsity=0.5, begin_step=0, end_step=int(0.7 * args.steps),
+                              frequency=max(1, args.steps // 20), block=(4, 4))
+        ft = _finetune(student, teacher, dm, args.steps, args.lr, [cb])
+        rec = {"method": "block_sparse", "ratio": 0.5, "block": [4, 4], "schedule": "cubic",
+               "kinds": ["gru", "linear"], "sparsity": sparsity(student)}
+        add_torch("sparse50_ft", student, f"gradual 4x4 block sparsity of GRU/linear weights "
+                  f"({rec['sparsity']:.0%} reached) during {ft['steps']} steps", rec, ft)
+
+        # --- QAT, then the same INT8 ONNX Runtime path
+        student = copy.deepcopy(float_model).train()
+        ft = _finetune(student, teacher, dm, args.steps, args.lr / 5, [QATCallback()])
+        strip_qat(student)
+        save_compressed(student, work / "qat_float.pt", {"method": "qat", "finetune": ft},
+                        name="qat_float", source=args.checkpoint, overwrite=True)
+        p = work / "int8_static_qat.onnx"
+        meta = quantize_step(student.eval(), p, calibration, mode="static", overwrite=True,
+                             name="int8_static_qat", source=args.checkpoint,
+                             extra_record={"qat": ft})
+        add_onnx("int8_static_qat", p, meta, "float", f"QAT ({ft['steps']} steps) + ONNX Runtime "
+                 "INT8 static", ft)
+
+    # --- real-time factor of every ONNX step on one thread (interleaved)
+    wav = np.concatenate([p.noisy for p in _load_pairs(pairs[:6])])[: int(args.rtf_seconds * sr)]
+    rtf = _rtf({k: Path(r["onnx"]) for k, r in rows.items()}, wav, sr, args.rtf_repeats)
+    for k, v in rtf.items():
+        rows[k]["rtf_onnx_1thread"] = v
+
+    # --- quality on the development set
+    from denoisezoo.api import enhance_array
+
+    def system(m):
+        return lambda audio, rate: enhance_array(m, audio, rate)
+
+    print(f"[{time.time() - t_start:7.0f}s] scoring {len(pairs)} dev pairs x {len(models)} systems",
+          flush=True)
+    res = evaluate_systems({k: system(m) for k, m in models.items()}, pairs, workers=args.workers,
+                           progress=False)
+    summary = res["summary"]
+    for k in rows:
+        s = summary[k]
+        for key in ("pesq_wb", "estoi", "si_sdr"):
+            rows[k][key] = s["metrics"][key]["mean"] if key in s.get("metrics", {}) else None
+    noisy = {key: summary["noisy"]["metrics"][key]["mean"] for key in ("pesq_wb", "estoi", "si_sdr")}
+    f_pesq = rows["float"]["pesq_wb"]
+    for r in rows.values():
+        r["delta_pesq"] = None if r["pesq_wb"] is None else r["pesq_wb"] - f_pesq
+    out = {
+        "benchmark": "compression",
+        "float_checkpoint": str(args.checkpoint),
+        "devset": str(devset), "pairs": len(pairs), "noisy": noisy,
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                    "python": sys.version.split()[0], "torch": torch.__version__,
+                    "torch_threads": threads, "load_avg_at_end": os.getloadavg()},
+        "targets": {"int8_delta_pesq": -0.05, "struct50_ft_delta_pesq": -0.10},
+        "rows": list(rows.values()),
+        "seconds": round(time.time() - t_start, 1),
+    }
+    outp = Path(args.out)
+    outp.parent.mkdir(parents=True, exist_ok=True)
+    outp.with_suffix(".json").write_text(json.dumps(out, indent=2, default=str) + "\n")
+    outp.with_suffix(".md").write_text(_markdown(out))
+    print(_markdown(out))
+    return 0
+
+
+def _load_pairs(pairs):
+    from denoisezoo.evaluation.data import load_pair
+
+    return [load_pair(p) for p in pairs]
+
+
+def _markdown(out: dict) -> str:
+    def f(v, fmt):
+        return "n/a" if v is None else format(v, fmt)
+
+    lines = [
+        f"GTCRN compression on the development set ({out['pairs']} pairs; noisy PESQ-wb "
+        f"{out['noisy']['pesq_wb']:.2f}, ESTOI {out['noisy']['estoi']:.3f}, SI-SDR "
+        f"{out['noisy']['si_sdr']:.2f} dB). RTF: ONNX Runtime step, frame by frame, 1 thread, "
+        f"best of repeats, on a shared 2-vCPU machine under load (load average at the end "
+        f"{out['machine']['load_avg_at_end'][0]:.1f}); compare rows as ratios.",
+        "",
+        "| variant | params | non-zero | MMAC/s | file KB | ONNX KB (weights KB) | RTF | PESQ-wb | "
+        "dPESQ | ESTOI | SI-SDR |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in out["rows"]:
+        lines.append(
+            f"| {r['variant']} | {r['params']} | {r['nonzero_params']} | {r['macs_per_s'] / 1e6:.1f} | "
+            f"{r['file_bytes'] / 1024:.0f} | {r['onnx_bytes'] / 1024:.0f} "
+            f"({r['onnx_weight_bytes'] / 1024:.0f}) | {f(r.get('rtf_onnx_1thread'), '.4f')} | "
+            f"{f(r['pesq_wb'], '.3f')} | {f(r['delta_pesq'], '+.3f')} | {f(r['estoi'], '.3f')} | "
+            f"{f(r['si_sdr'], '.2f')} |")
+    lines += ["", "Variants:", ""]
+    lines += [f"- `{r['variant']}`: {r['note']}" for r in out["rows"]]
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,556 @@
+"""LiteRT (TFLite) export of a streamable model's ``step`` and a LiteRT backend for :class:`Streamer`.
+
+The ``.tflite`` file holds the same one-frame step as the ONNX export, with every state tensor as
+an explicit input and output (batch 1)::
+
+    inputs:  frame (1, F, 2), then the state tensors in the model's state order
+             (GTCRN: conv (1, C, L, W), tra (2 n_blocks, 1, C), rnn (n_dual_path, 1, W, C))
+    outputs: out (1, F, 2), then the next state tensors in the same order
+
+LiteRT names them ``args_0 ...`` / ``output_0 ...``; the JSON sidecar beside the file (same stem,
+``.json``, as for ONNX) maps them to ``frame``, ``conv`` ... ``out``, ``conv_out`` ..., and records
+the geometry, the state batch axes, the converter versions and the check against PyTorch.
+
+Conversion route and environments
+---------------------------------
+``litert-torch`` (formerly ``ai-edge-torch``) converts the PyTorch module itself (``torch.export``
+-> MLIR -> flatbuffer, no TensorFlow). It cannot be installed beside the main environment's
+packages: ``litert-torch==0.10.0`` needs ``litert-converter==0.5.*`` and
+``ai-edge-litert[model-utils]``, both of which pin ``xdsl==0.28.0``, which pins
+``typing-extensions<4.13`` (so pip would downgrade ``typing-extensions`` 4.15 -> 4.12.2 and
+``pydantic`` 2.13 -> 2.11); its ``transformers`` dependency also moves ``click`` and ``idna``.
+The conversion therefore runs in a separate *converter environment*, in a subprocess::
+
+    python -m venv --system-site-packages ~/.cache/denoisezoo/litert-converter
+    ~/.cache/denoisezoo/litert-converter/bin/pip install "litert-torch==0.10.*"
+    export DENOISEZOO_LITERT_PYTHON=~/.cache/denoisezoo/litert-converter/bin/python
+
+(``--system-site-packages`` reuses this environment's torch; pip shadows the pinned packages
+inside the venv only.) If ``litert_torch`` imports in the current process, it is used directly.
+
+Everything else runs in this environment with the ``litert`` extra
+(``pip install denoisezoo[litert]``: ``ai-edge-litert``, the interpreter, and
+``ai-edge-quantizer``), which adds packages without changing any installed one.
+``onnx2tf`` (the ONNX -> TFLite route) is no alternative here: its last Python 3.11 release
+(1.29.24) pins numpy 1.26.4, onnx 1.19.1, onnxruntime 1.23.0, protobuf 4.25.5 and tensorflow 2.19.
+
+Graph rewrite for the converter
+-------------------------------
+litert-torch 0.10 lowers a transposed convolution only without padding (GTCRN's stride-2
+decoder convs fail with "failed to legalize operation 'mhlo.convolution'", its dilated depthwise
+ones with "invalid tensor dimension size"). While tracing, :class:`ExactConvTranspose` replaces
+each ``conv_transpose2d`` call with the same arithmetic in supported form: stride 1 -> ``conv2d``
+with the kernel flipped and its in/out axes swapped; strided -> unpadded transposed conv, then
+the padding cropped. The model itself is untouched (one network).
+
+INT8
+----
+``int8=True`` applies ``ai-edge-quantizer``'s static recipe ``static_wi8_ai8`` to the float
+file: int8 weights (per channel) and int8 activations everywhere, ranges calibrated (min/max)
+on real frames and states from running the float model over calibration audio. The I/O tensors
+(frame, states, out) become int8 too, each with its own scale and zero point;
+:class:`LiteRTStepModel` quantizes and dequantizes at the boundary, so its interface stays
+float. The deviation from PyTorch is measured and stored in the sidecar.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from denoisezoo.dsp.stft import StftGeometry
+from denoisezoo.streaming.onnx_step import _batch_axis, _StepGraph, sidecar_path
+
+__all__ = [
+    "CONVERTER_ENV",
+    "ExactConvTranspose",
+    "LiteRTStepModel",
+    "LiteRTUnavailableError",
+    "conv_transpose2d_exact",
+    "converter_python",
+    "export_tflite",
+    "litert_available",
+    "quantize_tflite",
+]
+
+CONVERTER_ENV = "DENOISEZOO_LITERT_PYTHON"
+SIDECAR_FORMAT = "denoisezoo-litert-step"
+SIGNATURE = "serving_default"
+LITERT_TORCH_REQ = "litert-torch==0.10.*"
+SETUP_HINT = (
+    "create the converter environment once (litert-torch cannot be installed beside this "
+    "environment's packages: it pins typing-extensions<4.13 through xdsl==0.28.0):\n"
+    "  python -m venv --system-site-packages ~/.cache/denoisezoo/litert-converter\n"
+    f"  ~/.cache/denoisezoo/litert-converter/bin/pip install \"{LITERT_TORCH_REQ}\"\n"
+    f"then set {CONVERTER_ENV}=~/.cache/denoisezoo/litert-converter/bin/python "
+    "(or pass --converter-python)"
+)
+EXTRA_HINT = "install the LiteRT extra: pip install 'denoisezoo[litert]'"
+
+
+class LiteRTUnavailableError(RuntimeError):
+    """A LiteRT package (converter, interpreter or quantizer) is missing; the message says
+    exactly what to install."""
+
+
+# ------------------------------------------------------------------------ environment probes
+def litert_available() -> bool:
+    """Whether the interpreter (``ai-edge-litert``, the ``litert`` extra) imports here."""
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _litert_torch_here() -> bool:
+    try:
+        import litert_torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def converter_python(python: str | Path | None = None) -> str | None:
+    """The interpreter that runs the conversion in a subprocess: ``python``, else
+    ``$DENOISEZOO_LITERT_PYTHON``; ``None`` if neither is set (then ``litert_torch`` must import
+    in this process).
+
+    Raises:
+        LiteRTUnavailableError: the configured path is not an executable file.
+    """
+    p = python or os.environ.get(CONVERTER_ENV) or None
+    if p is None:
+        return None
+    p = os.path.expanduser(str(p))
+    if not (os.path.isfile(p) and os.access(p, os.X_OK)):
+        raise LiteRTUnavailableError(f"converter python {p!r} ({CONVERTER_ENV}) is not an "
+                                     f"executable file; {SETUP_HINT}")
+    return p
+
+
+def _require_interpreter():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as exc:
+        raise LiteRTUnavailableError(f"the LiteRT interpreter is not installed; {EXTRA_HINT}") from exc
+    return Interpreter
+
+
+# ------------------------------------------------------------------------ conversion rewrite
+def _pair(v: int | Sequence[int]) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def conv_transpose2d_exact(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                           stride=1, padding=0, output_padding=0, groups: int = 1,
+                           dilation=1) -> torch.Tensor:
+    """``F.conv_transpose2d`` in a form litert-torch lowers (same arithmetic).
+
+    Stride 1 and ``padding <= dilation * (kernel - 1)``: ``conv2d`` with the kernel flipped and
+    its in/out axes swapped per group, padding ``dilation * (kernel - 1) - padding``.
+    Otherwise: the transposed conv without padding, then ``padding`` cropped from both ends
+    (``output_padding`` given back at the end).
+
+    ``x (B, Cin, H, W)``, ``weight (Cin, Cout / groups, kh, kw)`` -> ``(B, Cout, H', W')``.
+    """
+    stride, padding, output_padding, dilation = (_pair(v) for v in
+                                                 (stride, padding, output_padding, dilation))
+    cin, cout_g, kh, kw = weight.shape
+    pad = (dilation[0] * (kh - 1) - padding[0], dilation[1] * (kw - 1) - padding[1])
+    if stride == (1, 1) and output_padding == (0, 0) and min(pad) >= 0:
+        w = weight.reshape(groups, cin // groups, cout_g, kh, kw).transpose(1, 2)
+        w = w.reshape(groups * cout_g, cin // groups, kh, kw).flip(2, 3)  # Cout, Cin/g, kh, kw
+        return F.conv2d(x, w, bias, 1, pad, dilation, groups)
+    y = F.conv_transpose2d(x, weight, bias, stride, 0, 0, groups, dilation)
+    h, w_ = y.shape[2], y.shape[3]
+    return y[:, :, padding[0] : h - padding[0] + output_padding[0],
+             padding[1] : w_ - padding[1] + output_padding[1]]
+
+
+class ExactConvTranspose(TorchFunctionMode):
+    """While active, every ``F.conv_transpose2d`` call runs :func:`conv_transpose2d_exact`.
+
+    Example:
+        >>> conv = nn.ConvTranspose2d(4, 4, (1, 5), (1, 2), (0, 2), groups=2)
+        >>> x = torch.randn(1, 4, 3, 9)
+        >>> with ExactConvTranspose():
+        ...     y = conv(x)
+        >>> bool(torch.allclose(y, conv(x), atol=1e-6))
+        True
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.conv_transpose2d or func is torch.conv_transpose2d:
+            return conv_transpose2d_exact(*args, **kwargs)
+        return func(*args, **kwargs)
+
+
+def _convert_float(model: nn.Module, path: Path) -> dict[str, str]:
+    """Convert ``model.step`` with litert-torch in this process; returns converter versions."""
+    import litert_torch
+
+    model = model.eval()
+    state = model.initial_state(1, None, torch.float32)
+    graph = _StepGraph(model, type(state)).eval()
+    frame = torch.zeros(1, model.geometry.n_freqs, 2)
+    import warnings
+
+    with warnings.catch_warnings(), torch.no_grad(), ExactConvTranspose():
+        warnings.simplefilter("ignore")  # GRU flat-weight / pytree deprecation warnings
+        edge = litert_torch.convert(graph, (frame, *state))
+    edge.export(str(path))
+    return {"converter": "litert-torch", "litert_torch": str(litert_torch.__version__),
+            "torch": str(torch.__version__)}
+
+
+def _worker_main(argv: Sequence[str] | None = None) -> int:
+    """Subprocess entry: ``<checkpoint> <out.tflite>``; prints the versions as JSON."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    torch.set_num_threads(1)
+    from denoisezoo.hub import load_checkpoint_file, model_from_checkpoint
+
+    model = model_from_checkpoint(load_checkpoint_file(argv[0]), argv[0])
+    info = _convert_float(model, Path(argv[1]))
+    print("DENOISEZOO_RESULT " + json.dumps(info), flush=True)
+    return 0
+
+
+def _convert_subprocess(model: nn.Module, path: Path, python: str, timeout: float) -> dict:
+    import denoisezoo
+    from denoisezoo.hub import save_checkpoint
+
+    with tempfile.TemporaryDirectory(prefix="denoisezoo_litert_") as tmp:
+        ckpt = save_checkpoint(model, Path(tmp) / "model.pt")
+        env = dict(os.environ, TQDM_DISABLE="1", OMP_NUM_THREADS="1")
+        src = Path(denoisezoo.__file__).resolve().parents[1]
+        if src.name not in ("site-packages", "dist-packages"):  # a source checkout: same code
+            env["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [env.get("PYTHONPATH")])])
+        cmd = [python, "-c", "from denoisezoo.streaming.litert import _worker_main; "
+               "raise SystemExit(_worker_main())", str(ckpt), str(path)]
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise RuntimeError(f"LiteRT conversion timed out after {timeout:g} s") from exc
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("DENOISEZOO_RESULT ")]
+    if res.returncode != 0 or not lines:
+        tail = "\n".join(res.stderr.strip().splitlines()[-12:])
+        if "No module named 'litert_torch'" in res.stderr:
+            raise LiteRTUnavailableError(f"{python} has no litert_torch; {SETUP_HINT}")
+        raise RuntimeError(f"LiteRT conversion failed in {python} (exit {res.returncode}):\n{tail}")
+    return json.loads(lines[-1].split(" ", 1)[1])
+
+
+# ------------------------------------------------------------------------ INT8
+def _tflite_feeds(feeds: Sequence[dict[str, np.ndarray]], names: Sequence[str],
+                  tfl_names: Sequence[str]) -> list[dict[str, np.ndarray]]:
+    return [{t: np.asarray(f[n], np.float32) for n, t in zip(names, tfl_names, strict=True)}
+            for f in feeds]
+
+
+def quantize_tflite(float_path: str | Path, output: str | Path,
+                    feeds: Sequence[dict[str, np.ndarray]], names: Sequence[str],
+                    threads: int = 1) -> dict[str, Any]:
+    """Full-integer INT8 (``static_wi8_ai8``) from a float step ``.tflite``.
+
+    Args:
+        float_path: float model written by :func:`export_tflite`.
+        output: the INT8 ``.tflite`` (no sidecar written here).
+        feeds: calibration inputs ``{"frame": (1, F, 2), <state name>: ...}`` (float), e.g. from
+            :func:`denoisezoo.compress.calibration_feeds`.
+        names: input names in graph order (``["frame", *state names]``).
+        threads: calibration threads.
+
+    Returns:
+        The ``compression`` record for the sidecar.
+    """
+    try:
+        from ai_edge_quantizer import quantizer, recipe
+    except ImportError as exc:
+        raise LiteRTUnavailableError(f"INT8 needs ai-edge-quantizer; {EXTRA_HINT}") from exc
+    if not feeds:
+        raise ValueError("INT8 quantization needs calibration frames")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    tfl_names = [f"args_{i}" for i in range(len(names))]
+    q = quantizer.Quantizer(str(float_path))
+    q.load_quantization_recipe(recipe.static_wi8_ai8())
+    t0 = time.perf_counter()
+    qsv = q.calibrate({SIGNATURE: _tflite_feeds(feeds, names, tfl_names)}, num_threads=threads)
+    result = q.quantize(qsv, enable_progress_report=False)
+    output = Path(output)
+    part = output.with_name(output.name + ".part")
+    part.write_bytes(bytes(result.quantized_model))
+    part.replace(output)
+    import ai_edge_quantizer
+
+    return {"method": "int8_static", "backend": "litert",
+            "recipe": "ai-edge-quantizer static_wi8_ai8 (min/max)",
+            "weights": "int8 symmetric per output channel",
+            "activations": "int8 per tensor, calibrated min/max",
+            "io": "int8 (per-tensor scale / zero point; LiteRTStepModel converts at the boundary)",
+            "states": "int8 at the graph boundary",
+            "calibration_frames": len(feeds),
+            "calibration_seconds": round(time.perf_counter() - t0, 1),
+            "ai_edge_quantizer": getattr(ai_edge_quantizer, "__version__", None)}
+
+
+# ------------------------------------------------------------------------ export
+def export_tflite(model: nn.Module, path: str | Path, int8: bool = False,
+                  calibration: Sequence[np.ndarray] | None = None, *, name: str | None = None,
+                  overwrite: bool = False, check_frames: int = 0, max_calibration_frames: int = 200,
+                  python: str | Path | None = None, timeout: float = 1800.0) -> dict[str, Any]:
+    """Export ``model.step`` to LiteRT (batch 1, states as explicit inputs/outputs).
+
+    Args:
+        model: a streamable model with ``geometry``, ``initial_state`` and ``step`` returning a
+            NamedTuple state (e.g. :class:`denoisezoo.gtcrn.GTCRN`), registered in
+            :mod:`denoisezoo.hub` when converted in a subprocess.
+        path: output ``.tflite``; the JSON sidecar goes to :func:`sidecar_path` ``(path)``.
+        int8: full-integer INT8 (see the module docstring); needs ``calibration``.
+        calibration: waveforms at the model rate (1-D float arrays), run through the float model
+            to record real frames and states; at most ``max_calibration_frames`` are used.
+        name: model name recorded in the sidecar.
+        overwrite: replace existing files (else ``FileExistsError``).
+        check_frames: if > 0, compare the LiteRT interpreter with eager PyTorch: on that many
+            random frames (float), or on the first 3 s of the first calibration clip (INT8, at
+            least ``check_frames`` frames when the clip is long enough); stored in the sidecar as
+            ``check_max_abs_diff`` (and ``check_rel_err``).
+        python: converter interpreter (default ``$DENOISEZOO_LITERT_PYTHON``; not needed when
+            ``litert_torch`` imports in this process).
+        timeout: seconds allowed for the conversion subprocess.
+
+    Returns:
+        The sidecar metadata (also written to disk).
+
+    Raises:
+        LiteRTUnavailableError: no converter / interpreter / quantizer; the message says what to
+            install.
+    """
+    path = Path(path)
+    if path.suffix != ".tflite":
+        raise ValueError(f"{path}: the output file name must end in .tflite")
+    side = sidecar_path(path)
+    for p in (path, side):
+        if p.exists() and not overwrite:
+            raise FileExistsError(f"{p}: exists (use --overwrite to replace it)")
+    if int8 and not calibration:
+        raise ValueError("INT8 export needs calibration audio (--calibration DIR)")
+    model = model.eval()
+    state1 = model.initial_state(1, None, torch.float32)
+    state2 = model.initial_state(2, None, torch.float32)
+    if not hasattr(state1, "_fields"):
+        raise TypeError("the model state must be a NamedTuple of tensors")
+    py = converter_python(python)
+    if py is None and not _litert_torch_here():
+        raise LiteRTUnavailableError(f"converting to LiteRT needs {LITERT_TORCH_REQ}; {SETUP_HINT}")
+    if check_frames > 0 or int8:
+        _require_interpreter()
+    names = list(state1._fields)
+    g: StftGeometry = model.geometry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="denoisezoo_tfl_") as tmp:
+        fpath = Path(tmp) / "float.tflite"
+        t0 = time.perf_counter()
+        if py is None:
+            info = _convert_float(model, fpath)
+        else:
+            info = _convert_subprocess(model, fpath, py, timeout)
+        info["convert_seconds"] = round(time.perf_counter() - t0, 1)
+        record = None
+        feeds: list[dict[str, np.ndarray]] = []
+        if int8:
+            from denoisezoo.compress.quantize import calibration_feeds
+
+            feeds = calibration_feeds(model, calibration, max_calibration_frames)
+            qpath = Path(tmp) / "int8.tflite"
+            record = quantize_tflite(fpath, qpath, feeds, ["frame", *names])
+            record["calibration_clips"] = len(calibration)
+            fpath = qpath
+        part = path.with_name(path.name + ".part")
+        part.write_bytes(fpath.read_bytes())
+        part.replace(path)
+    frame_shape = [1, g.n_freqs, 2]
+    meta: dict[str, Any] = {
+        "format": SIDECAR_FORMAT,
+        "format_version": 1,
+        "name": name or getattr(model, "checkpoint_meta", {}).get("name") or type(model).__name__,
+        "family": type(model).__name__,
+        "config": model.config.to_dict() if hasattr(getattr(model, "config", None), "to_dict")
+        else None,
+        "geometry": {"sample_rate": g.sample_rate, "n_fft": g.n_fft, "hop_length": g.hop_length,
+                     "window": g.window},
+        "signature": SIGNATURE,
+        **info,
+        "precision": "int8" if int8 else "float32",
+        "size_bytes": path.stat().st_size,
+        "inputs": [{"name": "frame", "tflite": "args_0", "shape": frame_shape}]
+        + [{"name": n, "tflite": f"args_{i + 1}", "shape": list(t.shape)}
+           for i, (n, t) in enumerate(zip(names, state1, strict=True))],
+        "outputs": [{"name": "out", "tflite": "output_0", "shape": frame_shape}]
+        + [{"name": f"{n}_out", "tflite": f"output_{i + 1}", "shape": list(t.shape)}
+           for i, (n, t) in enumerate(zip(names, state1, strict=True))],
+        "state": [{"name": n, "shape": list(t.shape), "batch_axis": _batch_axis(t, u)}
+                  for n, t, u in zip(names, state1, state2, strict=True)],
+    }
+    if record is not None:
+        meta["compression"] = record
+    if check_frames > 0:
+        lite = LiteRTStepModel(path, meta=meta)
+        if int8:
+            from denoisezoo.dsp.stft import stft
+
+            n = max(3 * g.sample_rate, check_frames * g.hop_length)
+            spec = stft(torch.as_tensor(calibration[0][:n], dtype=torch.float32)[None], g)
+        else:
+            gen = torch.Generator().manual_seed(0)
+            spec = torch.randn(1, g.n_freqs, check_frames, 2, generator=gen)
+        with torch.inference_mode():
+            ref = model.forward_stateful(spec, None)[0]
+        got = lite.forward_stateful(spec, None)[0]
+        meta["check_frames"] = int(spec.shape[2])
+        meta["check_input"] = "calibration audio" if int8 else "random frames"
+        meta["check_max_abs_diff"] = float((ref - got).abs().max())
+        meta["check_rel_err"] = float((ref - got).norm() / ref.norm().clamp_min(1e-12))
+    side.write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+# ------------------------------------------------------------------------ runtime backend
+class LiteRTStepModel:
+    """An exported step run by the LiteRT interpreter, usable wherever a streamable model is.
+
+    Same interface as :class:`~denoisezoo.streaming.OnnxStepModel`: ``geometry``,
+    ``initial_state(batch)``, ``forward_stateful(spec, state)`` (one interpreter call per frame
+    and stream) and ``step(frame, state)``. The state is a tuple of float32 numpy arrays in the
+    exported order (``state_names``); INT8 models are quantized / dequantized at the boundary
+    with each I/O tensor's scale and zero point.
+
+    Args:
+        path: the ``.tflite`` file (its JSON sidecar must sit beside it, or pass ``meta``).
+        threads: interpreter threads (1 for real-time use next to other work).
+        meta: sidecar metadata, if not read from disk.
+    """
+
+    backend = "litert"
+
+    def __init__(self, path: str | Path, threads: int = 1, meta: dict[str, Any] | None = None):
+        Interpreter = _require_interpreter()
+        self.path = Path(path)
+        if meta is None:
+            side = sidecar_path(self.path)
+            if not side.is_file():
+                raise FileNotFoundError(f"{side}: sidecar missing (written by export_tflite)")
+            meta = json.loads(side.read_text())
+        if meta.get("format") != SIDECAR_FORMAT:
+            raise ValueError(f"{self.path}: sidecar is not a {SIDECAR_FORMAT} file")
+        self.meta = meta
+        self.name = meta.get("name")
+        self.geometry = StftGeometry(**meta["geometry"])
+        self.state_names: list[str] = [s["name"] for s in meta["state"]]
+        self._shapes = [tuple(s["shape"]) for s in meta["state"]]
+        self._axes = [int(s["batch_axis"]) for s in meta["state"]]
+        self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
+        runner = self.interpreter.get_signature_runner(meta.get("signature", SIGNATURE))
+        ins, outs = runner.get_input_details(), runner.get_output_details()
+        want_in = [t["tflite"] for t in meta["inputs"]]
+        want_out = [t["tflite"] for t in meta["outputs"]]
+        if sorted(ins) != sorted(want_in) or sorted(outs) != sorted(want_out):
+            raise ValueError(f"{self.path}: tensors {sorted(ins)} -> {sorted(outs)} do not match "
+                             "the sidecar")
+        for t in meta["inputs"]:
+            got = tuple(int(v) for v in ins[t["tflite"]]["shape"])
+            if got != tuple(t["shape"]):
+                raise ValueError(f"{self.path}: input {t['name']} has shape {got}, sidecar says "
+                                 f"{tuple(t['shape'])}")
+        self.interpreter.allocate_tensors()
+        self._in = [self._io(ins[n]) for n in want_in]  # (index, dtype, scale, zero point)
+        self._out = [self._io(outs[n]) for n in want_out]
+        self.quantized = any(d[1] != np.float32 for d in self._in + self._out)
+
+    @staticmethod
+    def _io(d: dict) -> tuple[int, type, float, int]:
+        scale, zero = d.get("quantization", (0.0, 0))
+        return int(d["index"]), d["dtype"], float(scale), int(zero)
+
+    def initial_state(self, batch: int = 1, device: Any = None,
+                      dtype: Any = None) -> tuple[np.ndarray, ...]:
+        """Zero state for ``batch`` streams (``device``/``dtype`` accepted for compatibility)."""
+        out = []
+        for shape, ax in zip(self._shapes, self._axes, strict=True):
+            s = list(shape)
+            s[ax] = batch
+            out.append(np.zeros(s, np.float32))
+        return tuple(out)
+
+    @staticmethod
+    def _quant(x: np.ndarray, io: tuple[int, type, float, int]) -> np.ndarray:
+        _, dtype, scale, zero = io
+        if dtype == np.float32:
+            return np.ascontiguousarray(x, np.float32)
+        lim = np.iinfo(dtype)
+        return np.clip(np.rint(x / scale) + zero, lim.min, lim.max).astype(dtype)
+
+    @staticmethod
+    def _dequant(x: np.ndarray, io: tuple[int, type, float, int]) -> np.ndarray:
+        _, dtype, scale, zero = io
+        return x if dtype == np.float32 else (x.astype(np.float32) - zero) * np.float32(scale)
+
+    def _run(self, frame: np.ndarray, state: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One interpreter call: ``frame (1, F, 2)`` + states -> ``[out, *next states]``."""
+        it = self.interpreter
+        for io, x in zip(self._in, (frame, *state), strict=True):
+            it.set_tensor(io[0], self._quant(x, io))
+        it.invoke()
+        return [self._dequant(it.get_tensor(io[0]), io) for io in self._out]
+
+    def _split(self, state: Sequence[np.ndarray], b: int) -> list[np.ndarray]:
+        return [np.ascontiguousarray(np.take(s, [b], axis=ax))
+                for s, ax in zip(state, self._axes, strict=True)]
+
+    def forward_stateful(self, spec: torch.Tensor,
+                         state: Sequence[np.ndarray] | None) -> tuple[torch.Tensor, tuple]:
+        """``spec (B, F, T, 2)`` -> ``(enhanced (B, F, T, 2), next state)``, frame by frame."""
+        x = np.asarray(spec.detach().cpu().numpy() if torch.is_tensor(spec) else spec, np.float32)
+        if x.ndim != 4 or x.shape[1] != self.geometry.n_freqs or x.shape[3] != 2:
+            raise ValueError(f"expected (B, {self.geometry.n_freqs}, T, 2) spectrum, got {x.shape}")
+        bsz, _, t, _ = x.shape
+        if state is None:
+            state = self.initial_state(bsz)
+        out = np.empty_like(x)
+        per_b = []
+        for b in range(bsz):
+            st = self._split(state, b) if bsz > 1 else [np.asarray(s, np.float32) for s in state]
+            for i in range(t):
+                res = self._run(x[b : b + 1, :, i], st)
+                out[b, :, i] = res[0][0]
+                st = res[1:]
+            per_b.append(st)
+        if bsz == 1:
+            nxt = tuple(per_b[0])
+        else:
+            nxt = tuple(np.concatenate([p[k] for p in per_b], axis=ax)
+                        for k, ax in enumerate(self._axes))
+        return torch.from_numpy(out), nxt
+
+    def step(self, frame: torch.Tensor, state: Sequence[np.ndarray]) -> tuple[torch.Tensor, tuple]:
+        """``frame (B, F, 2)`` -> ``(out (B, F, 2), next state)``."""
+        out, nxt = self.forward_stateful(frame.unsqueeze(2), state)
+        return out.squeeze(2), nxt
+
+    def __repr__(self) -> str:
+        return f"LiteRTStepModel({str(self.path)!r}, name={self.name!r})"

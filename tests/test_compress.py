@@ -1,0 +1,276 @@
+"""Compression: structured / unstructured pruning, INT8 ONNX Runtime quantization, QAT, artefacts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from denoisezoo.compress import (
+    cubic_sparsity,
+    load_onnx_model,
+    prepare_qat,
+    prune_structured,
+    prune_unstructured,
+    quantize_step,
+    save_compressed,
+    sparsity,
+    strip_qat,
+)
+from denoisezoo.compress.quantize import fold_batchnorm
+from denoisezoo.compress.structured import unit_groups, unit_importance
+from denoisezoo.gtcrn import GTCRN, gtcrn_tiny
+from denoisezoo.hub import load_model
+from denoisezoo.profile import count_parameters, macs_per_second
+from denoisezoo.streaming import Streamer
+
+from conftest import speechlike
+
+
+def _trained_like(seed: int = 0) -> GTCRN:
+    """gtcrn_tiny with non-trivial BatchNorm statistics (as a trained model has)."""
+    torch.manual_seed(seed)
+    m = gtcrn_tiny()
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.2, 0.2)
+            mod.running_var.uniform_(0.5, 2.0)
+            mod.weight.data.uniform_(0.5, 1.5)
+            mod.bias.data.uniform_(-0.2, 0.2)
+    return m.eval()
+
+
+def _spec(frames: int = 12, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, 257, frames, 2, generator=g) * 0.3
+
+
+def _stream_vs_offline(model, n: int = 3000, chunks=(1, 256, 333)) -> float:
+    from denoisezoo.api import enhance
+
+    x = torch.from_numpy(speechlike(n))
+    ref = enhance(model, x)
+    worst = 0.0
+    for c in chunks:
+        s = Streamer(model)
+        outs = [s.feed(x[i : i + c]) for i in range(0, n, c)]
+        y = torch.cat([*outs, s.flush()])[s.delay : s.delay + n]
+        worst = max(worst, float((y - ref).abs().max()))
+    return worst
+
+
+# ------------------------------------------------------------------------------ structured
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_structured_pruning_shrinks_and_streams(scope):
+    model = _trained_like()
+    small, rec = prune_structured(model, 0.5, scope=scope)
+    assert isinstance(small, GTCRN) and type(small.config) is type(model.config)
+    assert count_parameters(small) < 0.8 * count_parameters(model)
+    assert macs_per_second(small) < 0.9 * macs_per_second(model)  # tiny: stem + ERB dominate
+    assert rec["params_after"] == count_parameters(small)
+    # a plain GTCRN rebuilt from its config holds the same weights
+    again = GTCRN(small.config)
+    again.load_state_dict(small.state_dict())
+    assert _stream_vs_offline(small.eval()) < 1e-5
+
+
+def test_structured_pruning_of_dead_units_preserves_function():
+    """Units whose attached weights are all zero have zero importance; removing them is exact."""
+    model = _trained_like(1)
+    sd = model.state_dict()
+    with torch.no_grad():
+        for g in unit_groups(model):
+            from denoisezoo.compress.structured import _index, _slices
+
+            for sub in g.subs:
+                dead = torch.tensor([0, g.size - 1]) if g.size > 2 else torch.tensor([0])
+                for key, dim, how in _slices(model, g, sub):
+                    idx = _index(how, dead, g.size)
+                    sd[key].index_fill_(dim, idx, 0.0)
+                    if key.endswith("running_var"):
+                        sd[key].index_fill_(dim, idx, 1.0)
+    model.load_state_dict(sd)
+    imp = unit_importance(model, "l2")
+    small, rec = prune_structured(model, 0.25, criterion="l2")
+    # exactly the dead units went (tiny: 8 hidden -> 6, 16 TRA -> 12, intra 2 -> 1 (hmm: 2 dead
+    # would be all); check against the importances instead of hard-coding)
+    for g in unit_groups(model):
+        for v in imp[g.key]:
+            assert (v == 0).sum() >= g.size - rec["units_after"][g.key]
+    spec = _spec(20)
+    with torch.no_grad():
+        torch.testing.assert_close(small(spec), model(spec), atol=1e-5, rtol=1e-4)
+    assert count_parameters(small) < count_parameters(model)
+
+
+def test_taylor_criterion_runs_on_calibration_batches():
+    model = _trained_like(2)
+    x = torch.from_numpy(speechlike(8000))[None]
+    batches = [(x + 0.05 * torch.randn_like(x), x)]
+    imp = unit_importance(model, "taylor", batches=batches)
+    assert set(imp) == {g.key for g in unit_groups(model)}
+    assert all(torch.isfinite(v).all() and (v >= 0).all() and v.sum() > 0
+               for vs in imp.values() for v in vs)
+    small, _ = prune_structured(model, 0.5, criterion="taylor", batches=batches)
+    assert _stream_vs_offline(small, chunks=(256,)) < 1e-5
+
+
+def test_structured_pruning_rejects_bad_ratio():
+    with pytest.raises(ValueError, match="ratio"):
+        prune_structured(gtcrn_tiny(), 1.0)
+
+
+# ------------------------------------------------------------------------------ unstructured
+def test_cubic_schedule_endpoints_and_monotone():
+    vals = [cubic_sparsity(s, 0.8, 10, 110) for s in range(0, 130)]
+    assert vals[0] == 0.0 and vals[10] == 0.0 and vals[110] == pytest.approx(0.8)
+    assert vals[-1] == pytest.approx(0.8)
+    assert all(b >= a for a, b in zip(vals, vals[1:], strict=False))
+    assert cubic_sparsity(60, 0.8, 10, 110) == pytest.approx(0.8 * (1 - 0.5**3))
+
+
+@pytest.mark.parametrize("block", [(1, 1), (4, 4)])
+def test_unstructured_pruning_reaches_target_and_streams(block):
+    model = _trained_like()
+    rec = prune_unstructured(model, 0.6, block=block)
+    assert rec["sparsity"] == pytest.approx(0.6, abs=0.06)
+    assert sparsity(model) == pytest.approx(rec["sparsity"])
+    if block == (4, 4):  # zeros come in whole blocks
+        w = model.encoder.en_convs[2].tra.att_gru.weight_hh_l0.detach()  # 24 x 8
+        zeros = (w.reshape(w.shape[0] // 4, 4, w.shape[1] // 4, 4) == 0).sum(dim=(1, 3))
+        assert (zeros == 16).any() and ((zeros == 0) | (zeros == 16)).all()
+    assert _stream_vs_offline(model, chunks=(256,)) < 1e-5
+
+
+def test_sparsity_callback_follows_schedule_in_lightning(tmp_path):
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from denoisezoo.compress import SparsityCallback
+    from denoisezoo.training import EnhancementSystem
+
+    x = torch.from_numpy(speechlike(4000))
+    noisy = torch.stack([x + 0.05 * torch.randn_like(x) for _ in range(8)])
+    data = DataLoader(TensorDataset(noisy, x.expand(8, -1).clone()), batch_size=2)
+    system = EnhancementSystem(_trained_like().train(), lr=1e-3, warmup_steps=1, val_metrics=False)
+    cb = SparsityCallback(final_sparsity=0.7, begin_step=0, end_step=6, frequency=2)
+    trainer = L.Trainer(max_steps=8, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, callbacks=[cb], default_root_dir=tmp_path)
+    trainer.fit(system, train_dataloaders=data)
+    assert sparsity(system.model) == pytest.approx(0.7, abs=0.02)
+    assert cb.current == pytest.approx(0.7)
+
+
+# ------------------------------------------------------------------------------ quantization
+def test_fold_batchnorm_is_exact():
+    model = _trained_like()
+    spec = _spec()
+    with torch.no_grad():
+        torch.testing.assert_close(fold_batchnorm(model)(spec), model(spec), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_int8_onnx_close_to_float_and_streams(tmp_path, mode):
+    model = _trained_like()
+    cal = [speechlike(16000, seed=s) for s in range(2)]
+    out = tmp_path / f"q_{mode}.onnx"
+    meta = quantize_step(model, out, cal, mode=mode, max_frames=200)
+    assert meta["compression"]["method"] == f"int8_{mode}"
+    assert meta["compression"]["quantized_nodes"] and meta["compression"]["float_nodes"]
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["compression"]["states"] == "float"
+    # the ONNX graph really holds INT8 weights
+    import onnx
+
+    dtypes = {i.data_type for i in onnx.load(str(out)).graph.initializer}
+    assert onnx.TensorProto.INT8 in dtypes
+    # stated bound: relative spectral error of the INT8 step vs float below 10 % on a short clip
+    from denoisezoo.api import enhance
+
+    q = load_onnx_model(out)
+    x = torch.from_numpy(speechlike(8000, seed=5))
+    y_f, y_q = enhance(model, x), enhance(q, x)
+    rel = float((y_f - y_q).norm() / y_f.norm())
+    assert 0 < rel < 0.10
+    assert _stream_vs_offline(q, n=2000, chunks=(256, 333)) < 1e-5
+    with pytest.raises(FileExistsError):
+        quantize_step(model, out, cal, mode=mode)
+
+
+def test_static_quantization_needs_calibration(tmp_path):
+    with pytest.raises(ValueError, match="calibration"):
+        quantize_step(gtcrn_tiny(), tmp_path / "q.onnx", None, mode="static")
+
+
+def test_qat_fake_quant_trains_and_strips_to_plain_model():
+    model = _trained_like().train()
+    plain = {k: v.clone() for k, v in model.state_dict().items()}
+    prepare_qat(model)
+    spec = _spec(6)
+    out = model(spec)
+    out.pow(2).mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    from denoisezoo.compress.qat import plain_state_dict
+
+    assert set(plain_state_dict(model.state_dict())) == set(plain)
+    model.load_state_dict(plain)  # plain names load into the QAT model (resume path)
+    strip_qat(model)
+    assert set(model.state_dict()) == set(plain)
+    model.eval()
+    ref = _trained_like().eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(spec), ref(spec))
+
+
+def test_qat_weights_are_on_the_int8_grid():
+    from denoisezoo.compress.qat import FakeQuantWeight
+
+    w = torch.randn(6, 5, 1, 3)
+    q = FakeQuantWeight(0)(w)
+    scale = w.abs().amax(dim=(1, 2, 3), keepdim=True) / 127
+    torch.testing.assert_close(q / scale, torch.round(q / scale), atol=1e-4, rtol=0)
+    assert (q - w).abs().max() <= scale.max() / 2 + 1e-7
+
+
+# ------------------------------------------------------------------------------ artefacts
+def test_artefacts_round_trip_and_denoise_cli(tmp_path, wav_file):
+    from denoisezoo.cli import main
+
+    model = _trained_like()
+    small, rec = prune_structured(model, 0.5)
+    pt = save_compressed(small, tmp_path / "p.pt", rec, source="test")
+    loaded = load_model(pt)
+    assert loaded.checkpoint_meta["compression"]["method"] == "structured"
+    assert loaded.config == small.config
+    spec = _spec()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(spec), small.eval()(spec))
+    with pytest.raises(FileExistsError):
+        save_compressed(small, pt, rec)
+    src = wav_file("in.wav", seconds=0.25)
+    assert main(["denoise", "--checkpoint", str(pt), str(src), "-o", str(tmp_path / "a.wav")]) == 0
+    # CLI: prune + quantize, refusing to overwrite
+    out = tmp_path / "cli.pt"
+    assert main(["compress", "prune", "--checkpoint", str(pt), "--ratio", "0.5", "--unstructured",
+                 "-o", str(out)]) == 0
+    assert main(["compress", "prune", "--checkpoint", str(pt), "--ratio", "0.5",
+                 "-o", str(out)]) == 1
+    cal = tmp_path / "cal"
+    cal.mkdir()
+    wav_file("cal/c1.wav", seconds=1.0, seed=3)
+    q = tmp_path / "q.onnx"
+    assert main(["compress", "quantize", "--checkpoint", str(out), "--calibration", str(cal),
+                 "--max-frames", "100", "-o", str(q)]) == 0
+    assert load_model(q).compression["method"] == "int8_static"
+    assert main(["denoise", "--checkpoint", str(q), str(src), "-o", str(tmp_path / "b.wav")]) == 0
+    import soundfile as sf
+
+    a, _ = sf.read(tmp_path / "a.wav")
+    b, _ = sf.read(tmp_path / "b.wav")
+    assert a.shape == b.shape and np.isfinite(b).all()
+    # export onnx accepts the pruned checkpoint
+    assert main(["export", "onnx", "--checkpoint", str(pt), "-o", str(tmp_path / "e.onnx"),
+                 "--check-frames", "20"]) == 0
