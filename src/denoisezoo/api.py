@@ -17,17 +17,22 @@ from torch import nn
 from denoisezoo.audio import AtomicWriter, AudioError, audio_info, iter_blocks
 from denoisezoo.dsp.resample import Resampler, resample
 from denoisezoo.dsp.stft import istft, stft
+from denoisezoo.dsp.strength import apply_strength, db_to_floor
 from denoisezoo.streaming.streamer import Streamer
 
 __all__ = ["enhance", "enhance_array", "denoise_file"]
 
 
-def enhance(model: nn.Module, wav: torch.Tensor) -> torch.Tensor:
+def enhance(model: nn.Module, wav: torch.Tensor, atten_lim_db: float | None = None,
+            wet: float = 1.0) -> torch.Tensor:
     """Denoise a waveform at the model's rate (offline, whole signal in one forward).
 
     Args:
         model: a spectral model (``geometry`` + ``forward``).
         wav: ``(N,)`` or ``(B, N)`` float waveform at ``model.geometry.sample_rate``.
+        atten_lim_db: suppress no time-frequency bin by more than this many dB (``None``: no
+            limit; ``0``: return the input).
+        wet: dry/wet mix, the fraction of denoised signal (1: fully denoised).
 
     Returns:
         The enhanced waveform, same shape.
@@ -41,18 +46,27 @@ def enhance(model: nn.Module, wav: torch.Tensor) -> torch.Tensor:
     g = model.geometry
     x = wav.float().reshape(-1, wav.shape[-1])
     with torch.inference_mode():
-        y = istft(model(stft(x, g)), g, x.shape[-1])
+        spec = stft(x, g)
+        out = model(spec)
+        if atten_lim_db is not None or wet != 1.0:
+            noisy_c = torch.view_as_complex(spec.contiguous())
+            out_c = apply_strength(noisy_c, torch.view_as_complex(out.contiguous()),
+                                   db_to_floor(atten_lim_db), wet)
+            out = torch.view_as_real(out_c)
+        y = istft(out, g, x.shape[-1])
     return y.reshape(wav.shape)
 
 
-def enhance_array(model: nn.Module, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Denoise ``(frames,)`` or ``(frames, channels)`` audio at any rate (resampled both ways)."""
+def enhance_array(model: nn.Module, audio: np.ndarray, sample_rate: int,
+                  atten_lim_db: float | None = None, wet: float = 1.0) -> np.ndarray:
+    """Denoise ``(frames,)`` or ``(frames, channels)`` audio at any rate (resampled both ways);
+    ``atten_lim_db`` and ``wet`` as in :func:`enhance`."""
     a = np.asarray(audio, dtype=np.float32)
     two_d = a.ndim == 2
     a2 = a if two_d else a[:, None]
     sr_m = model.geometry.sample_rate
     x = resample(a2, sample_rate, sr_m)
-    y = enhance(model, torch.from_numpy(np.ascontiguousarray(x.T))).numpy().T
+    y = enhance(model, torch.from_numpy(np.ascontiguousarray(x.T)), atten_lim_db, wet).numpy().T
     y = resample(np.ascontiguousarray(y), sr_m, sample_rate)
     y = _fit_length(y, a2.shape[0])
     return y if two_d else y[:, 0]
@@ -66,7 +80,7 @@ def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
 
 def denoise_file(src: str | Path, dst: str | Path, model: nn.Module, overwrite: bool = False,
                  block_seconds: float = 10.0, progress: bool | None = None,
-                 streaming: bool = False) -> dict:
+                 streaming: bool = False, atten_lim_db: float | None = None, wet: float = 1.0) -> dict:
     """Denoise one audio file into ``dst`` (same rate, channels, length and subtype).
 
     Nothing is written unless the whole file was processed: output goes to a temporary file that
@@ -93,6 +107,8 @@ def denoise_file(src: str | Path, dst: str | Path, model: nn.Module, overwrite: 
     rs_in = Resampler(info.sample_rate, g.sample_rate, c)
     rs_out = Resampler(g.sample_rate, info.sample_rate, c)
     streamer = Streamer(model, batch=c)
+    if atten_lim_db is not None or wet != 1.0:
+        streamer.set_strength(atten_lim_db, wet)
     to_skip = g.delay  # streamer output delay at the model rate
     written = 0
     writer = AtomicWriter(dst, info.sample_rate, c, subtype=info.subtype, overwrite=overwrite)

@@ -20,6 +20,10 @@ def add_parser(sub) -> None:
                    help="output file (one input) or folder (several inputs / a folder input)")
     add_model_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--atten-lim-db", type=float, default=None, metavar="DB",
+                   help="suppress no time-frequency bin by more than DB dB (0: output = input)")
+    p.add_argument("--mix", type=float, default=1.0, metavar="WET",
+                   help="dry/wet mix: fraction of denoised signal in the output (default 1.0)")
     p.add_argument("--block-seconds", type=float, default=10.0,
                    help="processing block length (memory bound for long files)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -64,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
     from denoisezoo.api import denoise_file
     from denoisezoo.audio import AudioError
 
+    if args.atten_lim_db is not None and args.atten_lim_db < 0:
+        return error(f"--atten-lim-db must be >= 0, got {args.atten_lim_db}")
+    if not 0.0 <= args.mix <= 1.0:
+        return error(f"--mix must be in [0, 1], got {args.mix}")
     try:
         plan = plan_outputs(args.inputs, args.output)
     except ValueError as exc:
@@ -86,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             rep = denoise_file(src, dst, model, overwrite=args.overwrite,
                                block_seconds=args.block_seconds, progress=progress,
-                               streaming=args.streaming)
+                               streaming=args.streaming, atten_lim_db=args.atten_lim_db,
+                               wet=args.mix)
         except (AudioError, FileExistsError) as exc:
             failures += 1
             error(str(exc))

@@ -55,6 +55,8 @@ float. The deviation from PyTorch is measured and stored in the sidecar.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -285,13 +287,16 @@ def quantize_tflite(float_path: str | Path, output: str | Path,
         raise LiteRTUnavailableError(f"INT8 needs ai-edge-quantizer; {EXTRA_HINT}") from exc
     if not feeds:
         raise ValueError("INT8 quantization needs calibration frames")
-    os.environ.setdefault("TQDM_DISABLE", "1")
+    from ai_edge_quantizer.calibrator import CalibrationMode
+
     tfl_names = [f"args_{i}" for i in range(len(names))]
     q = quantizer.Quantizer(str(float_path))
     q.load_quantization_recipe(recipe.static_wi8_ai8())
     t0 = time.perf_counter()
-    qsv = q.calibrate({SIGNATURE: _tflite_feeds(feeds, names, tfl_names)}, num_threads=threads)
-    result = q.quantize(qsv, enable_progress_report=False)
+    data = {SIGNATURE: _tflite_feeds(feeds, names, tfl_names)}
+    with contextlib.redirect_stderr(io.StringIO()):  # its tqdm bars ignore TQDM_DISABLE
+        qsv = q.calibrate(data, num_threads=threads, mode=CalibrationMode.CALIBRATION_PROFILER_BASED)
+        result = q.quantize(qsv, enable_progress_report=False)
     output = Path(output)
     part = output.with_name(output.name + ".part")
     part.write_bytes(bytes(result.quantized_model))
@@ -301,7 +306,7 @@ def quantize_tflite(float_path: str | Path, output: str | Path,
     return {"method": "int8_static", "backend": "litert",
             "recipe": "ai-edge-quantizer static_wi8_ai8 (min/max)",
             "weights": "int8 symmetric per output channel",
-            "activations": "int8 per tensor, calibrated min/max",
+            "activations": "int8 per tensor, calibrated min/max (profiler-based calibration)",
             "io": "int8 (per-tensor scale / zero point; LiteRTStepModel converts at the boundary)",
             "states": "int8 at the graph boundary",
             "calibration_frames": len(feeds),
@@ -513,10 +518,10 @@ class LiteRTStepModel:
     def _run(self, frame: np.ndarray, state: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One interpreter call: ``frame (1, F, 2)`` + states -> ``[out, *next states]``."""
         it = self.interpreter
-        for io, x in zip(self._in, (frame, *state), strict=True):
-            it.set_tensor(io[0], self._quant(x, io))
+        for d, x in zip(self._in, (frame, *state), strict=True):
+            it.set_tensor(d[0], self._quant(x, d))
         it.invoke()
-        return [self._dequant(it.get_tensor(io[0]), io) for io in self._out]
+        return [self._dequant(it.get_tensor(d[0]), d) for d in self._out]
 
     def _split(self, state: Sequence[np.ndarray], b: int) -> list[np.ndarray]:
         return [np.ascontiguousarray(np.take(s, [b], axis=ax))

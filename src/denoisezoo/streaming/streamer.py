@@ -184,6 +184,8 @@ class Streamer:
         self._debt = 0.0  # seconds of overrun still to pay back with fallback hops
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None  # last model hop's X, Y
         self._mask: torch.Tensor | None = None  # B, 1, F complex ratio mask (from _last, lazily)
+        if hasattr(self, "_ramp"):  # a new stream starts at the requested strength
+            self._ramp = (self._ramp[1], self._ramp[1], 0)
 
     def reset_stats(self) -> None:
         """Clear timing history and counters."""
@@ -312,7 +314,8 @@ class Streamer:
             return np.zeros((self.batch, 0), np.float32)
         if self.budget_ms is None:
             t0 = self.clock()
-            out = self._synthesis(self._run_model(self._analysis(k)))
+            spec = self._analysis(k)
+            out = self._synthesis(self._strength(spec, self._run_model(spec)))
             dt = (self.clock() - t0) / k
             self._count(k, dt, used_model=True)
             return out
@@ -329,7 +332,7 @@ class Streamer:
                     enh, used_model = self._run_model(spec), True
                 else:
                     enh = self._fallback_spec(spec)
-            outs.append(self._synthesis(enh))
+            outs.append(self._synthesis(self._strength(spec, enh)))
             dt = self.clock() - t0
             self._count(1, dt, used_model=used_model)
             if missed or (not self.worker and dt > budget):
@@ -412,6 +415,38 @@ class Streamer:
             return spec
         with self._lock:
             return spec * self._fallback_mask()
+
+    # ------------------------------------------------------------ strength control
+    strength_ramp_frames = 4
+    _NO_STRENGTH = (0.0, 1.0)  # (gain floor, wet): full denoising
+
+    def set_strength(self, atten_lim_db: float | None = None, wet: float = 1.0) -> None:
+        """Set the attenuation limit (dB; ``None`` = unlimited, 0 = no suppression) and the
+        dry/wet mix. While streaming, the applied values ramp linearly from the current ones to
+        the new ones over ``strength_ramp_frames`` frames, so changing them makes no click."""
+        from denoisezoo.dsp.strength import db_to_floor
+
+        if not 0.0 <= wet <= 1.0:
+            raise ValueError(f"wet must be in [0, 1], got {wet}")
+        new = (db_to_floor(atten_lim_db), float(wet))
+        start, target, pos = getattr(self, "_ramp", (self._NO_STRENGTH, self._NO_STRENGTH, 0))
+        a = min(1.0, pos / self.strength_ramp_frames)
+        current = tuple(s0 + (t0 - s0) * a for s0, t0 in zip(start, target, strict=True))
+        self._ramp = (current if self._frames > 0 else new, new, 0)
+
+    def _strength(self, spec: torch.Tensor, enh: torch.Tensor) -> torch.Tensor:
+        """Apply the strength controls to ``(B, k, F)`` spectra, one value per frame."""
+        k = spec.shape[1]
+        start, target, pos = getattr(self, "_ramp", (self._NO_STRENGTH, self._NO_STRENGTH, 0))
+        self._ramp = (start, target, pos + k)
+        if start == target == self._NO_STRENGTH:
+            return enh
+        from denoisezoo.dsp.strength import apply_strength
+
+        a = (torch.arange(pos + 1, pos + k + 1, dtype=torch.float64) / self.strength_ramp_frames).clamp(max=1)
+        floor = (start[0] + (target[0] - start[0]) * a).to(spec.real.dtype).reshape(1, k, 1)
+        wet = (start[1] + (target[1] - start[1]) * a).to(spec.real.dtype).reshape(1, k, 1)
+        return apply_strength(spec, enh, floor, wet)
 
     def _synthesis(self, spec: torch.Tensor) -> np.ndarray:
         """``(B, k, F)`` spectra -> iSTFT and overlap-add -> ``(B, k * hop)`` output samples."""
