@@ -41,6 +41,10 @@ def add_parser(sub) -> None:
     p.add_argument("--bypass", action="store_true",
                    help="start bypassed (input passed through at the same latency); b toggles")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
+    p.add_argument("--atten-lim-db", type=float, default=None, metavar="DB",
+                   help="suppress no time-frequency bin by more than DB dB")
+    p.add_argument("--mix", type=float, default=1.0, metavar="WET",
+                   help="dry/wet mix: fraction of denoised signal (default 1.0)")
     p.add_argument("--record", metavar="DIR", default=None,
                    help="save the raw and the denoised stream as WAV files in DIR")
     p.add_argument("--duration", metavar="S", type=float, default=None,
@@ -88,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
                        samplerate=args.samplerate, blocksize=args.blocksize,
                        budget_ms=args.budget_ms, bypass=args.bypass, record_dir=args.record,
                        duration=args.duration, fallback=args.fallback, worker=args.worker,
-                       calibrate_seconds=args.calibrate_seconds)
+                       calibrate_seconds=args.calibrate_seconds, atten_lim_db=args.atten_lim_db,
+                       wet=args.mix)
     try:
         summary = run_live(model, opts)
     except (DeviceError, FileExistsError, OSError) as exc:

@@ -55,6 +55,8 @@ class LiveOptions:
     calibrate_seconds: float = 1.0
     keys: bool = True  # read b/Enter/q from a TTY stdin
     threads: int = 1  # torch intra-op threads
+    atten_lim_db: float | None = None  # strength: max suppression per bin (None: unlimited)
+    wet: float = 1.0  # strength: dry/wet mix
 
 
 def format_latency(proc: LiveProcessor, device_in_s: float, device_out_s: float) -> str:
@@ -274,6 +276,8 @@ def run_live(model: Any, opts: LiveOptions, console: Any = None,
     streamer = Streamer(model, budget_ms=budget, fallback=opts.fallback, worker=opts.worker,
                         max_history=1024)
     calib = streamer.calibrate(seconds=opts.calibrate_seconds)
+    if opts.atten_lim_db is not None or opts.wet != 1.0:
+        streamer.set_strength(opts.atten_lim_db, opts.wet)
     write(f"devices: input {inp}, output {outd}, {rate} Hz, block {blocksize} frames, "
           f"{in_ch} in / {out_ch} out channel(s)")
     write(f"calibration: {calib}")

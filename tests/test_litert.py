@@ -1,0 +1,193 @@
+"""LiteRT (TFLite) export of the streaming step: conversion rewrite, CLI, interpreter equality.
+
+The rewrite and error-path tests always run. The conversion tests need the ``litert`` extra
+(``ai-edge-litert`` + ``ai-edge-quantizer``) in this environment and a litert-torch converter
+(``$DENOISEZOO_LITERT_PYTHON`` or ``litert_torch`` importable); they skip otherwise. One float
+conversion of gtcrn_tiny takes about 100 s here, so it is done once per module.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from denoisezoo.cli import main
+from denoisezoo.gtcrn import gtcrn_tiny
+from denoisezoo.streaming import Streamer
+from denoisezoo.streaming import litert
+from denoisezoo.streaming.litert import (
+    ExactConvTranspose,
+    LiteRTStepModel,
+    LiteRTUnavailableError,
+    conv_transpose2d_exact,
+    export_tflite,
+)
+
+from conftest import speechlike
+
+# ---------------------------------------------------------------------------- always run
+
+
+@pytest.mark.parametrize(
+    "args, kwargs",
+    [
+        ((8, 8, (1, 5), (1, 2), (0, 2)), {"groups": 2}),  # GTCRN decoder stem (strided, grouped)
+        ((8, 2, (1, 5), (1, 2), (0, 2)), {}),  # last decoder conv
+        ((8, 8, (3, 3), 1, (4, 1)), {"dilation": (2, 1), "groups": 8}),  # causal depthwise
+        ((6, 4, (3, 3), 1, (4, 1)), {"dilation": (2, 1), "groups": 2}),  # grouped, stride 1
+        ((8, 4, 1), {}),  # pointwise
+        ((4, 3, (3, 3), (2, 2), (1, 1)), {"output_padding": (1, 0)}),  # output padding
+    ],
+)
+def test_conv_transpose_rewrite_is_exact(args, kwargs):
+    conv = nn.ConvTranspose2d(*args, **kwargs)
+    x = torch.randn(2, conv.in_channels, 7, 11)
+    with torch.no_grad():
+        ref = conv(x)
+        got = conv_transpose2d_exact(x, conv.weight, conv.bias, conv.stride, conv.padding,
+                                     conv.output_padding, conv.groups, conv.dilation)
+        with ExactConvTranspose():
+            got_mode = conv(x)
+    assert got.shape == ref.shape
+    assert (got - ref).abs().max() < 1e-5
+    assert torch.equal(got, got_mode)
+
+
+def test_rewrite_keeps_gtcrn_step():
+    model = gtcrn_tiny().eval()
+    spec = torch.randn(1, 257, 12, 2)
+    with torch.no_grad():
+        ref, ref_state = model.forward_stateful(spec, None)
+        with ExactConvTranspose():
+            got, got_state = model.forward_stateful(spec, None)
+    assert (ref - got).abs().max() < 1e-5
+    for a, b in zip(ref_state, got_state, strict=True):
+        assert (a - b).abs().max() < 1e-5
+
+
+def test_export_without_converter_says_what_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(litert.CONVERTER_ENV, raising=False)
+    monkeypatch.setattr(litert, "_litert_torch_here", lambda: False)
+    out = tmp_path / "m.tflite"
+    with pytest.raises(LiteRTUnavailableError, match="litert-torch==0.10"):
+        export_tflite(gtcrn_tiny(), out)
+    assert main(["export", "tflite", "--preset", "gtcrn_tiny", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "pip install" in err and litert.CONVERTER_ENV in err and "typing-extensions" in err
+    assert not out.exists()
+
+
+def test_export_rejects_bad_converter_path_and_names(tmp_path):
+    with pytest.raises(LiteRTUnavailableError, match="not an executable"):
+        export_tflite(gtcrn_tiny(), tmp_path / "m.tflite", python=tmp_path / "nope" / "python")
+    with pytest.raises(ValueError, match=".tflite"):
+        export_tflite(gtcrn_tiny(), tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match="calibration"):
+        export_tflite(gtcrn_tiny(), tmp_path / "m.tflite", int8=True)
+
+
+# ---------------------------------------------------------------------------- conversion
+
+
+def _need_litert() -> None:
+    if not litert.litert_available():
+        pytest.skip("the litert extra is not installed (pip install 'denoisezoo[litert]')")
+    try:
+        py = litert.converter_python()
+    except LiteRTUnavailableError as exc:
+        pytest.skip(str(exc))
+    if py is None and not litert._litert_torch_here():
+        pytest.skip(f"no litert-torch converter: set {litert.CONVERTER_ENV} "
+                    "(see denoisezoo.streaming.litert)")
+
+
+@pytest.fixture(scope="module")
+def tiny_float(tmp_path_factory):
+    """gtcrn_tiny (seeded weights) exported through the CLI: (model, .tflite path, sidecar)."""
+    _need_litert()
+    from denoisezoo.hub import save_checkpoint
+
+    torch.manual_seed(1234)
+    model = gtcrn_tiny().eval()
+    d = tmp_path_factory.mktemp("litert")
+    ckpt = save_checkpoint(model, d / "tiny.pt", name="tiny_test")
+    out = d / "tiny.tflite"
+    rc = main(["export", "tflite", "--checkpoint", str(ckpt), "-o", str(out),
+               "--check-frames", "300"])
+    assert rc == 0
+    meta = json.loads(out.with_suffix(".json").read_text())
+    return model, out, meta
+
+
+@pytest.mark.slow
+def test_float_tflite_equals_eager(tiny_float):
+    model, path, meta = tiny_float
+    assert meta["precision"] == "float32" and meta["name"] == "tiny_test"
+    assert [t["name"] for t in meta["inputs"]] == ["frame", "conv", "tra", "rnn"]
+    assert meta["check_frames"] == 300 and meta["check_max_abs_diff"] < 1e-4
+    lite = LiteRTStepModel(path)
+    assert not lite.quantized and lite.backend == "litert"
+    spec = torch.randn(1, 257, 400, 2, generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        ref, ref_state = model.forward_stateful(spec, None)
+    got, got_state = lite.forward_stateful(spec, None)
+    assert (ref - got).abs().max() < 1e-4
+    for a, b in zip(ref_state, got_state, strict=True):
+        assert np.abs(a.numpy() - b).max() < 1e-4
+    # continuing from a state == one call over all frames
+    a, st = lite.forward_stateful(spec[:, :, :150], None)
+    b, st = lite.forward_stateful(spec[:, :, 150:], st)
+    assert torch.equal(torch.cat([a, b], dim=2), got)
+
+
+@pytest.mark.slow
+def test_litert_batch_and_streamer(tiny_float):
+    model, path, _ = tiny_float
+    lite = LiteRTStepModel(path)
+    spec = torch.randn(2, 257, 30, 2, generator=torch.Generator().manual_seed(6))
+    with torch.inference_mode():
+        ref = model.forward_stateful(spec, None)[0]
+    got, state = lite.forward_stateful(spec, None)
+    assert (ref - got).abs().max() < 1e-4
+    assert state[0].shape[0] == 2 and state[1].shape[1] == 2  # per-stream states, batch axes
+    x = torch.from_numpy(speechlike(16000 * 2 // 3))
+    outs = {}
+    for key, m in (("torch", model), ("litert", lite)):
+        s = Streamer(m)
+        outs[key] = torch.cat([s.feed(x[:1000]), s.feed(x[1000:]), s.flush()])
+        assert s.backend == key
+    assert outs["litert"].shape == outs["torch"].shape
+    assert (outs["litert"] - outs["torch"]).abs().max() < 1e-4
+
+
+@pytest.mark.slow
+def test_int8_tflite_within_bound(tiny_float, tmp_path):
+    from denoisezoo.compress.quantize import calibration_feeds
+    from denoisezoo.dsp.stft import stft
+
+    model, path, meta = tiny_float
+    audio = [speechlike(16000 * 3, seed=s) for s in (1, 2)]
+    feeds = calibration_feeds(model, audio, max_frames=60)
+    q = tmp_path / "tiny_int8.tflite"
+    record = litert.quantize_tflite(path, q, feeds, ["frame", "conv", "tra", "rnn"])
+    assert record["calibration_frames"] == 60
+    qmeta = dict(meta, precision="int8")
+    lite = LiteRTStepModel(q, meta=qmeta)
+    assert lite.quantized
+    assert q.stat().st_size > 0
+    spec = stft(torch.from_numpy(speechlike(16000 * 2, seed=3))[None], model.geometry)
+    with torch.inference_mode():
+        ref = model.forward_stateful(spec, None)[0]
+    got = lite.forward_stateful(spec, None)[0]
+    rel = float((ref - got).norm() / ref.norm())
+    assert rel < INT8_REL_BOUND, rel
+    # and it is not just passing the input through: the float model changes the spectrum
+    assert float((ref - spec).norm() / spec.norm()) > 2 * rel
+
+
+INT8_REL_BOUND = 0.5
