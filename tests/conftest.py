@@ -42,6 +42,18 @@ def shared() -> Path:
     return SHARED
 
 
+def randomised(factory, seed: int = 0):
+    """A model from ``factory`` with random weights and non-trivial BatchNorm statistics (fresh
+    BatchNorm layers are identities, which would hide bugs), in eval mode."""
+    torch.manual_seed(seed)
+    model = factory().eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    return model
+
+
 def shared_file(rel: str) -> Path:
     p = SHARED / rel
     if not p.is_file():

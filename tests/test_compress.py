@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import speechlike
 
 from denoisezoo.compress import (
     cubic_sparsity,
@@ -25,8 +26,6 @@ from denoisezoo.gtcrn import GTCRN, gtcrn_tiny
 from denoisezoo.hub import load_model
 from denoisezoo.profile import count_parameters, macs_per_second
 from denoisezoo.streaming import Streamer
-
-from conftest import speechlike
 
 
 def _trained_like(seed: int = 0) -> GTCRN:
@@ -172,7 +171,7 @@ def test_fold_batchnorm_is_exact():
         torch.testing.assert_close(fold_batchnorm(model)(spec), model(spec), atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("mode", ["static", "dynamic"])
+@pytest.mark.parametrize("mode", ["static", "mixed", pytest.param("dynamic", marks=pytest.mark.slow)])
 def test_int8_onnx_close_to_float_and_streams(tmp_path, mode):
     model = _trained_like()
     cal = [speechlike(16000, seed=s) for s in range(2)]
@@ -225,6 +224,14 @@ def test_qat_fake_quant_trains_and_strips_to_plain_model():
         torch.testing.assert_close(model(spec), ref(spec))
 
 
+def test_magnitude_pruning_reaches_weights_under_qat():
+    model = prepare_qat(_trained_like().train())
+    prune_unstructured(model, 0.5)
+    strip_qat(model)
+    assert sparsity(model) == pytest.approx(0.5, abs=0.03)
+    assert (model.dpgrnn[0].intra_fc.weight == 0).float().mean() == pytest.approx(0.5, abs=0.05)
+
+
 def test_qat_weights_are_on_the_int8_grid():
     from denoisezoo.compress.qat import FakeQuantWeight
 
@@ -274,3 +281,38 @@ def test_artefacts_round_trip_and_denoise_cli(tmp_path, wav_file):
     # export onnx accepts the pruned checkpoint
     assert main(["export", "onnx", "--checkpoint", str(pt), "-o", str(tmp_path / "e.onnx"),
                  "--check-frames", "20"]) == 0
+    # ... and an INT8 artefact (copied with its sidecar, nothing to convert)
+    assert main(["export", "onnx", "--checkpoint", str(q), "-o", str(tmp_path / "e8.onnx")]) == 0
+    assert load_model(tmp_path / "e8.onnx").compression["method"] == "int8_static"
+    # a pruned artefact is a trainable starting point for `denoisezoo train`
+    from denoisezoo.compress import from_checkpoint
+
+    student = from_checkpoint(str(pt))
+    assert student.training and all(p.requires_grad for p in student.parameters())
+    assert student.config == small.config
+
+
+def test_qat_callback_in_lightning_writes_plain_checkpoints(tmp_path):
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from denoisezoo.compress import QATCallback
+    from denoisezoo.training import EnhancementSystem
+
+    x = torch.from_numpy(speechlike(4000))
+    noisy = torch.stack([x + 0.05 * torch.randn_like(x) for _ in range(4)])
+    data = DataLoader(TensorDataset(noisy, x.expand(4, -1).clone()), batch_size=2)
+    system = EnhancementSystem(_trained_like().train(), lr=1e-3, warmup_steps=1, val_metrics=False)
+    ckpt = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=2, save_top_k=-1)
+    trainer = L.Trainer(max_steps=4, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0,
+                        callbacks=[QATCallback(), ckpt], default_root_dir=tmp_path)
+    trainer.fit(system, train_dataloaders=data)
+    files = sorted(tmp_path.glob("*.ckpt"))
+    assert files
+    raw = torch.load(files[0], map_location="cpu", weights_only=False)
+    assert not any("parametrizations" in k for k in raw["state_dict"])
+    loaded = load_model(files[0])  # plain float GTCRN with the QAT-adjusted weights
+    assert isinstance(loaded, GTCRN)
+    assert not any("parametrizations" in k for k in system.model.state_dict())  # stripped at end

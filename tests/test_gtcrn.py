@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import randomised
 
 from denoisezoo.api import enhance
 from denoisezoo.gtcrn import (
@@ -45,9 +46,7 @@ def test_large_is_several_times_bigger_and_tiny_smaller():
 @pytest.mark.parametrize("factory", [gtcrn_tiny, gtcrn], ids=lambda f: f.__name__)
 def test_causality(factory):
     """Changing the input after sample t leaves the output up to t (minus one window) unchanged."""
-    torch.manual_seed(1)
-    model = factory().eval()
-    _randomise_bn(model)
+    model = randomised(factory, seed=1)
     x = torch.randn(16000) * 0.1
     t = 9000
     x2 = x.clone()
@@ -56,14 +55,6 @@ def test_causality(factory):
     n = model.geometry.n_fft
     torch.testing.assert_close(y1[: t - n], y2[: t - n], atol=1e-6, rtol=0)
     assert (y1[t:] - y2[t:]).abs().max() > 1e-3  # and the change does reach the output
-
-
-def _randomise_bn(model):
-    # fresh BatchNorm layers are identities; random statistics make the causality test meaningful
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
 
 
 def test_batch_equals_items():
@@ -76,8 +67,7 @@ def test_batch_equals_items():
 
 
 def test_step_equals_forward():
-    model = gtcrn_tiny().eval()
-    _randomise_bn(model)
+    model = randomised(gtcrn_tiny)
     spec = torch.randn(1, 257, 20, 2)
     with torch.no_grad():
         ref = model(spec)

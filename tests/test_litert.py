@@ -9,17 +9,16 @@ conversion of gtcrn_tiny takes about 100 s here, so it is done once per module.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import speechlike
 from torch import nn
 
 from denoisezoo.cli import main
 from denoisezoo.gtcrn import gtcrn_tiny
-from denoisezoo.streaming import Streamer
-from denoisezoo.streaming import litert
+from denoisezoo.streaming import Streamer, litert
 from denoisezoo.streaming.litert import (
     ExactConvTranspose,
     LiteRTStepModel,
@@ -27,8 +26,6 @@ from denoisezoo.streaming.litert import (
     conv_transpose2d_exact,
     export_tflite,
 )
-
-from conftest import speechlike
 
 # ---------------------------------------------------------------------------- always run
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import randomised
 
 from denoisezoo.api import enhance
 from denoisezoo.cli import main
@@ -37,27 +38,11 @@ ALLOWED_OPS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _randomised(factory):
-    torch.manual_seed(0)
-    model = factory().eval()
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    return model
 
 
 @pytest.fixture(scope="module", params=[gtcrn_tiny, gtcrn], ids=lambda f: f.__name__)
 def exported(request, tmp_path_factory):
-    model = _randomised(request.param)
+    model = randomised(request.param)
     path = tmp_path_factory.mktemp("onnx") / f"{request.param.__name__}.onnx"
     meta = export_onnx(model, path, name=request.param.__name__)
     return model, path, meta
@@ -114,7 +99,7 @@ def test_streamer_runs_on_onnxruntime(exported):
 
 @pytest.mark.parametrize("opset", [11, 13])
 def test_older_opsets_export_and_match(tmp_path, opset):
-    model = _randomised(gtcrn_tiny)
+    model = randomised(gtcrn_tiny)
     meta = export_onnx(model, tmp_path / "m.onnx", opset=opset, check_frames=100)
     assert meta["opset"] == opset and meta["check_max_abs_diff"] <= TOL
     assert onnx.load(str(tmp_path / "m.onnx")).opset_import[0].version == opset
@@ -149,7 +134,7 @@ def test_cli_export_preset_checkpoint_and_overwrite(tmp_path, capsys):
     before = out.read_bytes()
     assert main(["export", "onnx", "--preset", "gtcrn_tiny", "-o", str(out)]) == 1
     assert "exists" in capsys.readouterr().err and out.read_bytes() == before
-    ck = save_checkpoint(_randomised(gtcrn_tiny), tmp_path / "tiny.pt", name="mytiny")
+    ck = save_checkpoint(randomised(gtcrn_tiny), tmp_path / "tiny.pt", name="mytiny")
     assert main(["export", "onnx", "--checkpoint", str(ck), "-o", str(out), "--overwrite"]) == 0
     assert json.loads(sidecar_path(out).read_text())["name"] == "mytiny"
     assert main(["export", "onnx", "--preset", "gtcrn_tiny", "--checkpoint", str(ck),

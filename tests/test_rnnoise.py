@@ -32,13 +32,6 @@ from denoisezoo.streaming import Streamer
 TOL = 1e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _voiced(n: int, sr: int, f0: float = 150.0, seed: int = 0) -> torch.Tensor:
     """Harmonic bursts (f0 gliding +-20 %) plus white noise, peak about 0.4."""

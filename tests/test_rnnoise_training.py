@@ -25,13 +25,6 @@ SHARED = REPO.parent / "shared"
 CFG = RNNoiseConfig()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _tone(n: int, amp: float = 0.3, f: float = 440.0) -> torch.Tensor:
     t = torch.arange(n, dtype=torch.float64) / 16000

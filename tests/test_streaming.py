@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import randomised
 
 from denoisezoo.api import denoise_file, enhance
 from denoisezoo.cli import main
@@ -27,34 +28,16 @@ def speechlike(n: int, sr: int = 16000, seed: int = 0) -> np.ndarray:
     return (0.5 * x / np.abs(x).max()).astype(np.float32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Frame-sized ops on a shared 2-core machine: one intra-op thread is much faster."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _randomised(factory):
-    """A preset with random weights and non-trivial BatchNorm statistics, in eval mode."""
-    torch.manual_seed(0)
-    model = factory().eval()
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    return model
 
 
 @pytest.fixture(scope="module", params=[gtcrn_tiny, gtcrn], ids=lambda f: f.__name__)
 def model(request):
-    return _randomised(request.param)
+    return randomised(request.param)
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return _randomised(gtcrn_tiny)
+    return randomised(gtcrn_tiny)
 
 
 def _signal(n: int, seed: int = 0) -> torch.Tensor:
