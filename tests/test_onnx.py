@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import randomised
+from conftest import randomised, speechlike
 
 from denoisezoo.api import enhance
 from denoisezoo.cli import main
@@ -20,15 +20,6 @@ pytest.importorskip("onnxruntime")
 
 TOL = 1e-4
 
-
-def speechlike(n: int, sr: int = 16000, seed: int = 0) -> np.ndarray:
-    """Deterministic harmonic bursts + noise, float32 peak 0.5 (local: no conftest import)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / sr
-    phase = 2 * np.pi * np.cumsum(120 + 40 * np.sin(2 * np.pi * 0.7 * t)) / sr
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 12)) * (np.sin(2 * np.pi * 2.5 * t) > 0)
-    x = 0.2 * voiced + 0.05 * rng.standard_normal(n)
-    return (0.5 * x / np.abs(x).max()).astype(np.float32)
 # standard ai.onnx operators the step may use (no DFT/STFT, no control flow, no custom domains)
 ALLOWED_OPS = {
     "Add", "BatchNormalization", "Cast", "Concat", "Constant", "ConstantOfShape", "Conv",

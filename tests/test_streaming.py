@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import randomised
+from conftest import randomised, speechlike
 
 from denoisezoo.api import denoise_file, enhance
 from denoisezoo.cli import main
@@ -17,15 +17,6 @@ from denoisezoo.streaming import Streamer
 
 TOL = 1e-5
 
-
-def speechlike(n: int, sr: int = 16000, seed: int = 0) -> np.ndarray:
-    """Deterministic harmonic bursts + noise, float32 peak 0.5 (local: no conftest import)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / sr
-    phase = 2 * np.pi * np.cumsum(120 + 40 * np.sin(2 * np.pi * 0.7 * t)) / sr
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 12)) * (np.sin(2 * np.pi * 2.5 * t) > 0)
-    x = 0.2 * voiced + 0.05 * rng.standard_normal(n)
-    return (0.5 * x / np.abs(x).max()).astype(np.float32)
 
 
 
