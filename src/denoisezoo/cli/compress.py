@@ -72,7 +72,8 @@ def add_parser(sub) -> None:
     _source_args(q)
     q.add_argument("--calibration", metavar="DIR", default=None,
                    help="audio files / folder / manifest of noisy speech (static mode)")
-    q.add_argument("--mode", choices=("static", "dynamic"), default="static")
+    q.add_argument("--mode", choices=("static", "dynamic", "mixed"), default="static",
+                   help="static QDQ (calibrated), dynamic, or mixed (static MatMul + dynamic Conv)")
     q.add_argument("--method", choices=("minmax", "percentile", "entropy"), default="minmax",
                    help="activation range calibration (static)")
     q.add_argument("--max-files", type=int, default=32, help="calibration files read")
@@ -161,8 +162,7 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _quantize(args: argparse.Namespace) -> int:
-    from denoisezoo.compress.quantize import (DEFAULT_KEEP_FLOAT, load_calibration_audio,
-                                              quantize_step)
+    from denoisezoo.compress.quantize import DEFAULT_KEEP_FLOAT, load_calibration_audio, quantize_step
 
     out = Path(args.output)
     if out.suffix != ".onnx":
@@ -172,7 +172,7 @@ def _quantize(args: argparse.Namespace) -> int:
     for p in (out, sidecar_path(out)):
         if p.exists() and not args.overwrite:
             return error(f"{p}: exists (use --overwrite to replace it)")
-    if args.mode == "static" and not args.calibration:
+    if args.mode in ("static", "mixed") and not args.calibration:
         return error("static quantization needs --calibration DIR (or use --mode dynamic)")
     try:
         model, source = _load(args)

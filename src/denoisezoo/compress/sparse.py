@@ -39,11 +39,17 @@ def sparse_targets(model: nn.Module, kinds: Sequence[str] = ("gru", "linear")
                 if pname.startswith("weight_"):
                     out[f"{mname}.{pname}"] = p
         elif isinstance(m, nn.Linear) and "linear" in kinds:
-            out[f"{mname}.weight"] = m.weight
+            out[f"{mname}.weight"] = _weight(m)
         elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and "conv" in kinds:
             if m.weight.shape[1] * m.weight[0, 0].numel() > 1:  # skip depthwise 1-tap
-                out[f"{mname}.weight"] = m.weight
+                out[f"{mname}.weight"] = _weight(m)
     return out
+
+
+def _weight(m: nn.Module) -> nn.Parameter:
+    """The stored weight (under a parametrization such as QAT fake quantization: the original)."""
+    par = getattr(m, "parametrizations", None)
+    return par.weight.original if par is not None and hasattr(par, "weight") else m.weight
 
 
 def _block_scores(w: torch.Tensor, block: tuple[int, int]) -> torch.Tensor:

@@ -293,7 +293,7 @@ def select_units(groups: Sequence[UnitGroup], importance: dict[str, list[torch.T
         total = sum(g.size for g in groups)
         to_remove = round(ratio * total)
         floor = {g.key: min(min_keep, g.size) for g in groups}
-        for score, key, _ in sorted(cands):
+        for _score, key, _ in sorted(cands):
             if to_remove == 0:
                 break
             if counts[key] > floor[key]:

@@ -44,14 +44,15 @@ class HybridLoss(nn.Module):
     """
 
     def __init__(self, compress: float = 0.3, complex_weight: float = 30.0, mag_weight: float = 70.0,
-                 sisnr_weight: float = 1.0):
+                 sisnr_weight: float = 1.0, eps: float = 1e-12):
         super().__init__()
         self.c = compress
+        self.eps = eps
         self.wc, self.wm, self.ws = complex_weight, mag_weight, sisnr_weight
 
     def forward(self, est_spec, ref_spec, est_wav, ref_wav) -> torch.Tensor:
         def comp(s):
-            mag = torch.sqrt(s[..., 0] ** 2 + s[..., 1] ** 2 + 1e-12)  # B, F, T
+            mag = torch.sqrt(s[..., 0] ** 2 + s[..., 1] ** 2 + self.eps)  # B, F, T
             scale = mag.pow(self.c - 1)
             return s[..., 0] * scale, s[..., 1] * scale, mag.pow(self.c)
 
