@@ -74,6 +74,14 @@ def test_any_rate_and_channels(wav_file, tmp_path, ckpt, sr, channels, subtype):
     assert np.isfinite(y).all() and np.abs(y).max() > 0
 
 
+def test_ogg_vorbis_in_and_out(wav_file, tmp_path, ckpt):
+    src = wav_file("in.ogg", seconds=0.6, subtype="VORBIS")
+    out = tmp_path / "o.ogg"
+    assert run("denoise", src, "-o", out, "--checkpoint", ckpt) == 0
+    i, o = sf.info(src), sf.info(out)
+    assert (o.format, o.subtype, o.samplerate, o.frames) == ("OGG", "VORBIS", i.samplerate, i.frames)
+
+
 def test_multichannel_is_per_channel(tmp_path, ckpt):
     from denoisezoo.hub import load_model
 
