@@ -85,7 +85,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from denoisezoo.dsp.stft import StftGeometry
-from denoisezoo.streaming.onnx_step import _batch_axis, _StepGraph, sidecar_path
+from denoisezoo.streaming.backend import FrameStepBackend, read_sidecar, sidecar_path
+from denoisezoo.streaming.onnx_step import _batch_axis, _StepGraph
 
 __all__ = [
     "CONVERTER_ENV",
@@ -486,7 +487,7 @@ def export_tflite(model: nn.Module, path: str | Path, int8: bool = False,
 
 
 # ------------------------------------------------------------------------ runtime backend
-class LiteRTStepModel:
+class LiteRTStepModel(FrameStepBackend):
     """An exported step run by the LiteRT interpreter, usable wherever a streamable model is.
 
     Same interface as :class:`~denoisezoo.streaming.OnnxStepModel`: ``geometry``,
@@ -505,20 +506,8 @@ class LiteRTStepModel:
 
     def __init__(self, path: str | Path, threads: int = 1, meta: dict[str, Any] | None = None):
         Interpreter = _require_interpreter()
-        self.path = Path(path)
-        if meta is None:
-            side = sidecar_path(self.path)
-            if not side.is_file():
-                raise FileNotFoundError(f"{side}: sidecar missing (written by export_tflite)")
-            meta = json.loads(side.read_text())
-        if meta.get("format") != SIDECAR_FORMAT:
-            raise ValueError(f"{self.path}: sidecar is not a {SIDECAR_FORMAT} file")
-        self.meta = meta
-        self.name = meta.get("name")
-        self.geometry = StftGeometry(**meta["geometry"])
-        self.state_names: list[str] = [s["name"] for s in meta["state"]]
-        self._shapes = [tuple(s["shape"]) for s in meta["state"]]
-        self._axes = [int(s["batch_axis"]) for s in meta["state"]]
+        meta = read_sidecar(Path(path), meta, SIDECAR_FORMAT, "export_tflite")
+        self._init_layout(path, meta)
         self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
         self.interpreter.allocate_tensors()
         runner = self.interpreter.get_signature_runner(meta.get("signature", SIGNATURE))
@@ -542,16 +531,6 @@ class LiteRTStepModel:
         scale, zero = d.get("quantization", (0.0, 0))
         return int(d["index"]), d["dtype"], float(scale), int(zero)
 
-    def initial_state(self, batch: int = 1, device: Any = None,
-                      dtype: Any = None) -> tuple[np.ndarray, ...]:
-        """Zero state for ``batch`` streams (``device``/``dtype`` accepted for compatibility)."""
-        out = []
-        for shape, ax in zip(self._shapes, self._axes, strict=True):
-            s = list(shape)
-            s[ax] = batch
-            out.append(np.zeros(s, np.float32))
-        return tuple(out)
-
     @staticmethod
     def _quant(x: np.ndarray, io: tuple[int, type, float, int]) -> np.ndarray:
         _, dtype, scale, zero = io
@@ -572,40 +551,3 @@ class LiteRTStepModel:
             it.set_tensor(d[0], self._quant(x, d))
         it.invoke()
         return [self._dequant(it.get_tensor(d[0]), d) for d in self._out]
-
-    def _split(self, state: Sequence[np.ndarray], b: int) -> list[np.ndarray]:
-        return [np.ascontiguousarray(np.take(s, [b], axis=ax))
-                for s, ax in zip(state, self._axes, strict=True)]
-
-    def forward_stateful(self, spec: torch.Tensor,
-                         state: Sequence[np.ndarray] | None) -> tuple[torch.Tensor, tuple]:
-        """``spec (B, F, T, 2)`` -> ``(enhanced (B, F, T, 2), next state)``, frame by frame."""
-        x = np.asarray(spec.detach().cpu().numpy() if torch.is_tensor(spec) else spec, np.float32)
-        if x.ndim != 4 or x.shape[1] != self.geometry.n_freqs or x.shape[3] != 2:
-            raise ValueError(f"expected (B, {self.geometry.n_freqs}, T, 2) spectrum, got {x.shape}")
-        bsz, _, t, _ = x.shape
-        if state is None:
-            state = self.initial_state(bsz)
-        out = np.empty_like(x)
-        per_b = []
-        for b in range(bsz):
-            st = self._split(state, b) if bsz > 1 else [np.asarray(s, np.float32) for s in state]
-            for i in range(t):
-                res = self._run(x[b : b + 1, :, i], st)
-                out[b, :, i] = res[0][0]
-                st = res[1:]
-            per_b.append(st)
-        if bsz == 1:
-            nxt = tuple(per_b[0])
-        else:
-            nxt = tuple(np.concatenate([p[k] for p in per_b], axis=ax)
-                        for k, ax in enumerate(self._axes))
-        return torch.from_numpy(out), nxt
-
-    def step(self, frame: torch.Tensor, state: Sequence[np.ndarray]) -> tuple[torch.Tensor, tuple]:
-        """``frame (B, F, 2)`` -> ``(out (B, F, 2), next state)``."""
-        out, nxt = self.forward_stateful(frame.unsqueeze(2), state)
-        return out.squeeze(2), nxt
-
-    def __repr__(self) -> str:
-        return f"LiteRTStepModel({str(self.path)!r}, name={self.name!r})"

@@ -33,16 +33,12 @@ import torch
 from torch import nn
 
 from denoisezoo.dsp.stft import StftGeometry
+from denoisezoo.streaming.backend import FrameStepBackend, read_sidecar, sidecar_path
 
 __all__ = ["DEFAULT_OPSET", "export_onnx", "OnnxStepModel", "sidecar_path", "make_session"]
 
 DEFAULT_OPSET = 17
 SIDECAR_FORMAT = "denoisezoo-onnx-step"
-
-
-def sidecar_path(onnx_path: str | Path) -> Path:
-    """``model.onnx`` -> ``model.json`` (the metadata file written beside it)."""
-    return Path(onnx_path).with_suffix(".json")
 
 
 class _StepGraph(nn.Module):
@@ -159,7 +155,7 @@ def make_session(path: str | Path, threads: int = 1):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-class OnnxStepModel:
+class OnnxStepModel(FrameStepBackend):
     """An exported step run by ONNX Runtime, usable wherever a streamable model is.
 
     Same interface as the PyTorch model for :class:`~denoisezoo.streaming.Streamer`:
@@ -189,78 +185,14 @@ class OnnxStepModel:
     backend = "onnxruntime"
 
     def __init__(self, path: str | Path, threads: int = 1, meta: dict[str, Any] | None = None):
-        self.path = Path(path)
-        if meta is None:
-            side = sidecar_path(self.path)
-            if not side.is_file():
-                raise FileNotFoundError(f"{side}: sidecar missing (written by export_onnx)")
-            meta = json.loads(side.read_text())
-        if meta.get("format") != SIDECAR_FORMAT:
-            raise ValueError(f"{self.path}: sidecar is not a {SIDECAR_FORMAT} file")
-        self.meta = meta
-        self.name = meta.get("name")
-        self.geometry = StftGeometry(**meta["geometry"])
-        self.state_names: list[str] = [s["name"] for s in meta["state"]]
-        self._shapes = [tuple(s["shape"]) for s in meta["state"]]
-        self._axes = [int(s["batch_axis"]) for s in meta["state"]]
+        self._init_layout(path, read_sidecar(Path(path), meta, SIDECAR_FORMAT, "export_onnx"))
         self.session = make_session(self.path, threads)
         got = [i.name for i in self.session.get_inputs()]
         if got != ["frame", *self.state_names]:
             raise ValueError(f"{self.path}: graph inputs {got} do not match the sidecar")
         self._out_names = ["out", *[f"{n}_out" for n in self.state_names]]
 
-    def initial_state(self, batch: int = 1, device: Any = None,
-                      dtype: Any = None) -> tuple[np.ndarray, ...]:
-        """Zero state for ``batch`` streams (``device``/``dtype`` accepted for compatibility)."""
-        out = []
-        for shape, ax in zip(self._shapes, self._axes, strict=True):
-            s = list(shape)
-            s[ax] = batch
-            out.append(np.zeros(s, np.float32))
-        return tuple(out)
-
-    def _split(self, state: Sequence[np.ndarray], b: int) -> list[np.ndarray]:
-        return [np.ascontiguousarray(np.take(s, [b], axis=ax))
-                for s, ax in zip(state, self._axes, strict=True)]
-
-    def forward_stateful(self, spec: torch.Tensor,
-                         state: Sequence[np.ndarray] | None) -> tuple[torch.Tensor, tuple]:
-        """``spec (B, F, T, 2)`` -> ``(enhanced (B, F, T, 2), next state)``, frame by frame."""
-        x = np.asarray(spec.detach().cpu().numpy() if torch.is_tensor(spec) else spec, np.float32)
-        if x.ndim != 4 or x.shape[1] != self.geometry.n_freqs or x.shape[3] != 2:
-            raise ValueError(f"expected (B, {self.geometry.n_freqs}, T, 2) spectrum, got {x.shape}")
-        bsz, _, t, _ = x.shape
-        if state is None:
-            state = self.initial_state(bsz)
-        run = self.session.run
-        names = self.state_names
-        if bsz == 1 and t == 1:  # the real-time case: one stream, one hop
-            feeds = dict(zip(names, state, strict=True))
-            feeds["frame"] = np.ascontiguousarray(x[:, :, 0])
-            res = run(None, feeds)
-            return torch.from_numpy(res[0][:, :, None]), tuple(res[1:])
-        out = np.empty_like(x)
-        per_b = []
-        for b in range(bsz):
-            st = self._split(state, b) if bsz > 1 else [np.asarray(s, np.float32) for s in state]
-            feeds = dict(zip(names, st, strict=True))
-            for i in range(t):
-                feeds["frame"] = np.ascontiguousarray(x[b : b + 1, :, i])
-                res = run(self._out_names, feeds)
-                out[b, :, i] = res[0][0]
-                feeds = dict(zip(names, res[1:], strict=True))
-            per_b.append([feeds[n] for n in names])
-        if bsz == 1:
-            nxt = tuple(per_b[0])
-        else:
-            nxt = tuple(np.concatenate([p[k] for p in per_b], axis=ax)
-                        for k, ax in enumerate(self._axes))
-        return torch.from_numpy(out), nxt
-
-    def step(self, frame: torch.Tensor, state: Sequence[np.ndarray]) -> tuple[torch.Tensor, tuple]:
-        """``frame (B, F, 2)`` -> ``(out (B, F, 2), next state)``."""
-        out, nxt = self.forward_stateful(frame.unsqueeze(2), state)
-        return out.squeeze(2), nxt
-
-    def __repr__(self) -> str:
-        return f"OnnxStepModel({str(self.path)!r}, name={self.name!r})"
+    def _run(self, frame: np.ndarray, state: Sequence[np.ndarray]) -> list[np.ndarray]:
+        feeds = dict(zip(self.state_names, state, strict=True))
+        feeds["frame"] = frame
+        return self.session.run(self._out_names, feeds)
