@@ -1,0 +1,41 @@
+"""Golden tests for every model shipped inside the package: pinned metrics on the bundled example."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import denoisezoo
+from denoisezoo.evaluation.metrics import estoi, pesq, si_sdr
+from denoisezoo.hub import shipped_models
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+# measured once per shipped checkpoint (update when the weights change): PESQ-wb, ESTOI, SI-SDR of
+# the enhanced bundled example against its clean reference (noisy input: 1.114, 0.718, 4.98 dB)
+PINNED = {"gtcrn": (1.354, 0.696, 9.38)}
+
+
+def test_every_shipped_model_is_pinned_and_self_describing():
+    shipped = shipped_models()
+    assert set(shipped) == set(PINNED)
+    for name in shipped:
+        model = denoisezoo.load_model(name)
+        meta = model.checkpoint_meta
+        for key in ("global_step", "training_data", "metrics", "metrics_noisy", "train_hours"):
+            assert key in meta, (name, key)
+        assert meta["metrics"]["pesq_wb"] > meta["metrics_noisy"]["pesq_wb"]
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_shipped_model_golden_metrics(name):
+    model = denoisezoo.load_model(name)
+    x, sr = sf.read(EXAMPLES / "noisy_example.wav", dtype="float32")
+    clean, _ = sf.read(EXAMPLES / "clean_example.wav", dtype="float32")
+    y = denoisezoo.enhance_array(model, x, sr)
+    got = (pesq(clean, y, sr), estoi(clean, y, sr), si_sdr(clean, y, sr))
+    want = PINNED[name]
+    np.testing.assert_allclose(got[:2], want[:2], atol=0.01)
+    assert abs(got[2] - want[2]) < 0.05
+    assert got[2] > si_sdr(clean, x, sr) + 3  # and it does denoise
