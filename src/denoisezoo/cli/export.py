@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_tflite(args: argparse.Namespace, model, name: str | None) -> int:
-    from denoisezoo.streaming.litert import LiteRTUnavailableError, export_tflite, sidecar_path
+    from denoisezoo.streaming.backend import sidecar_path
+    from denoisezoo.streaming.litert import LiteRTUnavailableError, export_tflite
 
     calibration = None
     if args.int8:

@@ -46,7 +46,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from denoisezoo.streaming.onnx_step import OnnxStepModel, export_onnx, sidecar_path
+from denoisezoo.streaming.backend import export_paths
+from denoisezoo.streaming.onnx_step import OnnxStepModel, export_onnx
 
 __all__ = ["DEFAULT_KEEP_FLOAT", "QUANT_OPS", "fold_batchnorm", "calibration_feeds",
            "quantize_step", "quantizable_nodes", "load_calibration_audio"]
@@ -233,13 +234,7 @@ def quantize_step(model: nn.Module, output: str | Path, calibration: Sequence[np
         quantize_static,
     )
 
-    output = Path(output)
-    if output.suffix != ".onnx":
-        raise ValueError(f"{output}: the output file name must end in .onnx")
-    side = sidecar_path(output)
-    for p in (output, side):
-        if p.exists() and not overwrite:
-            raise FileExistsError(f"{p}: exists (use --overwrite to replace it)")
+    output, side = export_paths(output, ".onnx", overwrite)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if mode in ("static", "mixed") and not calibration:

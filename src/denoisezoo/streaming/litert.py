@@ -85,7 +85,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from denoisezoo.dsp.stft import StftGeometry
-from denoisezoo.streaming.backend import FrameStepBackend, read_sidecar, sidecar_path
+from denoisezoo.streaming.backend import FrameStepBackend, export_paths, read_sidecar
 from denoisezoo.streaming.onnx_step import _batch_axis, _StepGraph
 
 __all__ = [
@@ -393,13 +393,7 @@ def export_tflite(model: nn.Module, path: str | Path, int8: bool = False,
         LiteRTUnavailableError: no converter / interpreter / quantizer; the message says what to
             install.
     """
-    path = Path(path)
-    if path.suffix != ".tflite":
-        raise ValueError(f"{path}: the output file name must end in .tflite")
-    side = sidecar_path(path)
-    for p in (path, side):
-        if p.exists() and not overwrite:
-            raise FileExistsError(f"{p}: exists (use --overwrite to replace it)")
+    path, side = export_paths(path, ".tflite", overwrite)
     if int8 and not calibration:
         raise ValueError("INT8 export needs calibration audio (--calibration DIR)")
     if activation_bits not in (8, 16):

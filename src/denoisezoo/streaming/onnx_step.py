@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from denoisezoo.dsp.stft import StftGeometry
-from denoisezoo.streaming.backend import FrameStepBackend, read_sidecar, sidecar_path
+from denoisezoo.streaming.backend import FrameStepBackend, export_paths, read_sidecar, sidecar_path
 
 __all__ = ["DEFAULT_OPSET", "export_onnx", "OnnxStepModel", "sidecar_path", "make_session"]
 
@@ -80,13 +80,7 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET,
     Returns:
         The sidecar metadata (also written to disk).
     """
-    path = Path(path)
-    if path.suffix != ".onnx":
-        raise ValueError(f"{path}: the output file name must end in .onnx")
-    side = sidecar_path(path)
-    for p in (path, side):
-        if p.exists() and not overwrite:
-            raise FileExistsError(f"{p}: exists (use --overwrite to replace it)")
+    path, side = export_paths(path, ".onnx", overwrite)
     model = model.eval()
     g: StftGeometry = model.geometry
     state1 = model.initial_state(1, None, torch.float32)
