@@ -145,20 +145,20 @@ def collect_systems(args: argparse.Namespace) -> tuple[dict[str, Callable], dict
         if not sep or not name or not ckpt:
             raise SystemExit(f"leaderboard: --extra expects NAME=CHECKPOINT, found {spec!r}")
         add_model(name, ckpt, "extra checkpoint")
-    if not args.no_rnnoise:
+    baselines = [
+        ("rnnoise", args.no_rnnoise, rnnoise_system, "pyrnnoise",
+         "RNNoise C library (pyrnnoise), causal, 48 kHz"),
+        ("noisereduce", args.no_noisereduce, noisereduce_system, "noisereduce",
+         "noisereduce spectral gating, offline non-causal"),
+    ]
+    for name, skip, factory, package, kind in baselines:
+        if skip:
+            continue
         try:
-            systems["rnnoise"] = rnnoise_system()
-            info["rnnoise"] = {"kind": "RNNoise C library (pyrnnoise), causal, 48 kHz",
-                               "source": "pyrnnoise", "params": None}
+            systems[name] = factory()
+            info[name] = {"kind": kind, "source": package, "params": None}
         except ImportError as exc:
-            print(f"leaderboard: pyrnnoise not installed ({exc}); rnnoise left out", file=sys.stderr)
-    if not args.no_noisereduce:
-        try:
-            systems["noisereduce"] = noisereduce_system()
-            info["noisereduce"] = {"kind": "noisereduce spectral gating, offline non-causal",
-                                   "source": "noisereduce", "params": None}
-        except ImportError as exc:
-            print(f"leaderboard: noisereduce not installed ({exc}); left out", file=sys.stderr)
+            print(f"leaderboard: {package} not installed ({exc}); {name} left out", file=sys.stderr)
     return systems, info
 
 
