@@ -18,6 +18,7 @@ from denoisezoo.audio import AtomicWriter, AudioError, audio_info, iter_blocks
 from denoisezoo.dsp.resample import Resampler, resample
 from denoisezoo.dsp.stft import istft, stft
 from denoisezoo.dsp.strength import apply_strength, db_to_floor
+from denoisezoo.dsp.vad import VAD_THRESHOLD
 from denoisezoo.streaming.streamer import Streamer
 
 __all__ = ["enhance", "enhance_array", "denoise_file"]
@@ -80,7 +81,8 @@ def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
 
 def denoise_file(src: str | Path, dst: str | Path, model: nn.Module, overwrite: bool = False,
                  block_seconds: float = 10.0, progress: bool | None = None,
-                 streaming: bool = False, atten_lim_db: float | None = None, wet: float = 1.0) -> dict:
+                 streaming: bool = False, atten_lim_db: float | None = None, wet: float = 1.0,
+                 vad_csv: str | Path | None = None, vad_threshold: float = VAD_THRESHOLD) -> dict:
     """Denoise one audio file into ``dst`` (same rate, channels, length and subtype).
 
     Nothing is written unless the whole file was processed: output goes to a temporary file that
@@ -88,6 +90,11 @@ def denoise_file(src: str | Path, dst: str | Path, model: nn.Module, overwrite: 
     ``FileExistsError`` if ``dst`` exists and ``overwrite`` is False. With ``streaming=True`` the
     :class:`~denoisezoo.streaming.Streamer` is fed one hop at a time, as a live stream would be
     (same result, slower).
+
+    With ``vad_csv``, the model's per-frame voice activity (see :class:`Streamer`, ``vad=True``)
+    is written there too (same overwrite rule, written only on success): one row per model hop,
+    ``start_s,end_s`` (the input span the hop completes) then ``vad`` and ``speech`` (``vad >=
+    vad_threshold``) for a mono file, or ``vad_<c>,speech_<c>`` per channel.
 
     Returns:
         A small report: input/output paths, duration, rate, channels, clipped sample count.
@@ -99,6 +106,8 @@ def denoise_file(src: str | Path, dst: str | Path, model: nn.Module, overwrite: 
         raise FileExistsError(f"{dst}: exists (use --overwrite to replace it)")
     if dst.resolve() == info.path.resolve():
         raise AudioError(f"{dst}: output would replace its own input")
+    if vad_csv is not None and Path(vad_csv).exists() and not overwrite:
+        raise FileExistsError(f"{vad_csv}: exists (use --overwrite to replace it)")
     min_frames = max(1, int(np.ceil(g.hop_length * info.sample_rate / g.sample_rate)))
     if info.frames < min_frames:
         raise AudioError(f"{info.path}: too short ({info.frames} samples; need at least one "
@@ -106,7 +115,7 @@ def denoise_file(src: str | Path, dst: str | Path, model: nn.Module, overwrite: 
     c = info.channels
     rs_in = Resampler(info.sample_rate, g.sample_rate, c)
     rs_out = Resampler(g.sample_rate, info.sample_rate, c)
-    streamer = Streamer(model, batch=c)
+    streamer = Streamer(model, batch=c, vad=vad_csv is not None)
     if atten_lim_db is not None or wet != 1.0:
         streamer.set_strength(atten_lim_db, wet)
     to_skip = g.delay  # streamer output delay at the model rate
@@ -148,6 +157,8 @@ def denoise_file(src: str | Path, dst: str | Path, model: nn.Module, overwrite: 
             writer.write(np.zeros((info.frames - written, c), np.float32))
             written = info.frames
         clipped = writer.clipped
+        if vad_csv is not None:
+            _write_vad_csv(vad_csv, streamer.pop_vad(), g.hop_length / g.sample_rate, vad_threshold)
         writer.commit()
     except BaseException:
         writer.abort()
@@ -157,6 +168,23 @@ def denoise_file(src: str | Path, dst: str | Path, model: nn.Module, overwrite: 
             bar.close()
     return {"input": str(info.path), "output": str(dst), "seconds": info.duration,
             "sample_rate": info.sample_rate, "channels": c, "clipped_samples": clipped}
+
+
+def _write_vad_csv(path: str | Path, vad: np.ndarray, hop_s: float, threshold: float) -> None:
+    """``vad (C, T)`` -> CSV (written to a temporary file, then renamed)."""
+    path = Path(path)
+    c, t = vad.shape
+    names = ["vad", "speech"] if c == 1 else [f"{k}_{i}" for i in range(c) for k in ("vad", "speech")]
+    lines = [",".join(["start_s", "end_s", *names])]
+    for j in range(t):
+        cols = [f"{j * hop_s:.4f}", f"{(j + 1) * hop_s:.4f}"]
+        for i in range(c):
+            cols += [f"{vad[i, j]:.4f}", str(int(vad[i, j] >= threshold))]
+        lines.append(",".join(cols))
+    tmp = path.with_name(f".{path.name}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
 
 
 def _progress(total: int, desc: str, enabled: bool | None):

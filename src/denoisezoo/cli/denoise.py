@@ -27,6 +27,11 @@ def add_parser(sub) -> None:
     p.add_argument("--block-seconds", type=float, default=10.0,
                    help="processing block length (memory bound for long files)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--vad-csv", metavar="CSV", default=None,
+                   help="also write the model's per-frame voice activity: a CSV file (one input) or "
+                        "a folder of <output name>.csv (several inputs)")
+    p.add_argument("--vad-threshold", type=float, default=0.5,
+                   help="voice-activity decision threshold for the CSV 'speech' column (default 0.5)")
     p.add_argument("--streaming", action="store_true",
                    help="run the streaming engine one hop at a time, as live audio (same output)")
 
@@ -72,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         return error(f"--atten-lim-db must be >= 0, got {args.atten_lim_db}")
     if not 0.0 <= args.mix <= 1.0:
         return error(f"--mix must be in [0, 1], got {args.mix}")
+    if not 0.0 <= args.vad_threshold <= 1.0:
+        return error(f"--vad-threshold must be in [0, 1], got {args.vad_threshold}")
     try:
         plan = plan_outputs(args.inputs, args.output)
     except ValueError as exc:
@@ -80,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         return error(f"{missing[0]}: no such file{more}")
+    vad_paths = _vad_paths(plan, args.vad_csv, args.output)
     if not args.overwrite:
-        existing = [str(d) for _, d in plan if d.exists()]
+        existing = [str(d) for _, d in plan if d.exists()] + [str(v) for v in vad_paths if v.exists()]
         if existing:
             return error(f"{existing[0]}: exists (use --overwrite to replace it)")
     try:
@@ -90,12 +98,13 @@ def run(args: argparse.Namespace) -> int:
         return error(str(exc).strip("'\""))
     failures = 0
     progress = None if not args.no_progress else False
-    for src, dst in _iter_progress(plan, args.no_progress):
+    for (src, dst), vad_csv in zip(_iter_progress(plan, args.no_progress),
+                                   vad_paths or [None] * len(plan), strict=True):
         try:
             rep = denoise_file(src, dst, model, overwrite=args.overwrite,
                                block_seconds=args.block_seconds, progress=progress,
                                streaming=args.streaming, atten_lim_db=args.atten_lim_db,
-                               wet=args.mix)
+                               wet=args.mix, vad_csv=vad_csv, vad_threshold=args.vad_threshold)
         except (AudioError, FileExistsError) as exc:
             failures += 1
             error(str(exc))
@@ -107,6 +116,19 @@ def run(args: argparse.Namespace) -> int:
     if failures:
         return error(f"{failures} of {len(plan)} file(s) failed; nothing was written for them")
     return 0
+
+
+def _vad_paths(plan: list[tuple[Path, Path]], vad_csv: str | None, output: str) -> list[Path]:
+    """One CSV path per planned output: ``vad_csv`` itself for one file, else ``vad_csv/<rel>.csv``
+    (the output's path relative to OUT, suffix replaced)."""
+    if vad_csv is None:
+        return []
+    v = Path(vad_csv)
+    if len(plan) == 1 and v.suffix.lower() == ".csv" and not v.is_dir():
+        return [v]
+    out = Path(output)
+    return [v / (dst.relative_to(out) if out in dst.parents else Path(dst.name)).with_suffix(".csv")
+            for _, dst in plan]
 
 
 def _iter_progress(plan, disabled: bool):

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from denoisezoo.dsp.erb import erb_filterbank
+from denoisezoo.dsp.vad import speech_presence
 from denoisezoo.gtcrn.config import GTCRNConfig
 from denoisezoo.nn.causal import CausalConv2d, CausalConvTranspose2d
 
@@ -338,8 +339,24 @@ class GTCRN(nn.Module):
         """Like :meth:`forward_stateful`, also returning the complex mask ``(B, 2, T, F)``."""
         return self._run(spec, state)
 
-    def step(self, frame: torch.Tensor, state: GTCRNState):
-        """Process one frame: ``frame (B, F, 2)`` -> ``(out (B, F, 2), next state)``."""
+    def forward_with_vad(self, spec: torch.Tensor, state: GTCRNState | None = None):
+        """Like :meth:`forward_stateful`, also returning a per-frame speech presence ``(B, T)``.
+
+        GTCRN has no VAD head; the estimate comes from the fraction of input power its mask keeps
+        in the speech band (:func:`denoisezoo.dsp.vad.speech_presence`), in ``[0, 1]``.
+
+        Returns:
+            ``(enhanced (B, F, T, 2), vad (B, T), next GTCRNState)``.
+        """
+        out, state, _ = self._run(spec, state)
+        return out, speech_presence(spec, out, self.geometry.sample_rate), state
+
+    def step(self, frame: torch.Tensor, state: GTCRNState, *, return_vad: bool = False):
+        """Process one frame: ``frame (B, F, 2)`` -> ``(out (B, F, 2), next state)``, or
+        ``(out, next state, vad (B,))`` with ``return_vad`` (see :meth:`forward_with_vad`)."""
+        if return_vad:
+            out, vad, state = self.forward_with_vad(frame.unsqueeze(2), state)
+            return out.squeeze(2), state, vad[:, 0]
         out, state, _ = self._run(frame.unsqueeze(2), state)
         return out.squeeze(2), state
 

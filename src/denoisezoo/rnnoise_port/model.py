@@ -311,9 +311,22 @@ class RNNoise(nn.Module):
         out = self.forward_with_gains(spec, state)
         return out.spec, out.state
 
-    def step(self, frame: torch.Tensor, state: RNNoiseState) -> tuple[torch.Tensor, RNNoiseState]:
-        """Process one frame: ``frame (B, F, 2)`` -> ``(out (B, F, 2), next state)``."""
+    def forward_with_vad(self, spec: torch.Tensor, state: RNNoiseState | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor, RNNoiseState]:
+        """Like :meth:`forward_stateful`, also returning the VAD head's output ``(B, T)`` in [0, 1].
+
+        Returns:
+            ``(enhanced (B, F, T, 2), vad (B, T), next RNNoiseState)``.
+        """
+        out = self.forward_with_gains(spec, state)
+        return out.spec, out.vad, out.state
+
+    def step(self, frame: torch.Tensor, state: RNNoiseState, *, return_vad: bool = False):
+        """Process one frame: ``frame (B, F, 2)`` -> ``(out (B, F, 2), next state)``, or
+        ``(out, next state, vad (B,))`` with ``return_vad``."""
         out = self.forward_with_gains(frame.unsqueeze(2), state)
+        if return_vad:
+            return out.spec.squeeze(2), out.state, out.vad[:, 0]
         return out.spec.squeeze(2), out.state
 
     def forward_with_gains(self, spec: torch.Tensor, state: RNNoiseState | None = None

@@ -33,7 +33,13 @@ Fallbacks:
 - ``"passthrough"``: output the input spectrum unchanged (the delayed noisy input, exactly).
 
 A hop served by the fallback is not seen by the model (its state skips that frame). Deadline
-misses and fallback hops are counted in :attr:`Streamer.stats`. :meth:`Streamer.calibrate` runs
+misses and fallback hops are counted in :attr:`Streamer.stats`.
+
+Voice activity (``vad=True``): every hop also gets a speech-presence value in ``[0, 1]``, collected
+by :meth:`Streamer.pop_vad`: the model's own VAD when it has one (``forward_with_vad``: the RNNoise
+port's VAD head, GTCRN's kept-power fraction), else (exported step backends) the fraction of input
+power the model kept in the speech band (:func:`denoisezoo.dsp.vad.speech_presence`, which is
+GTCRN's definition). Fallback hops repeat the last model value. :meth:`Streamer.calibrate` runs
 the model on noise before starting and says whether the model + backend meets the budget on this
 machine.
 """
@@ -53,6 +59,7 @@ import numpy as np
 import torch
 
 from denoisezoo.dsp.stft import StftGeometry, num_frames
+from denoisezoo.dsp.vad import speech_presence
 
 __all__ = ["Streamer", "StreamableModel", "CalibrationResult", "FALLBACKS"]
 
@@ -110,6 +117,7 @@ class Streamer:
             (needs ``budget_ms``; see the module docstring). Call :meth:`close` when done.
         clock: seconds counter used for timing (injectable for tests).
         max_history: per-hop timings kept for percentiles (counters cover the whole session).
+        vad: also compute a voice-activity value per hop (read with :meth:`pop_vad`).
 
     Example:
         >>> from denoisezoo.gtcrn import gtcrn_tiny
@@ -122,7 +130,8 @@ class Streamer:
 
     def __init__(self, model: StreamableModel, batch: int = 1, *, budget_ms: float | None = None,
                  fallback: str = "mask", worker: bool = False,
-                 clock: Callable[[], float] = time.perf_counter, max_history: int = 100_000):
+                 clock: Callable[[], float] = time.perf_counter, max_history: int = 100_000,
+                 vad: bool = False):
         if isinstance(model, torch.nn.Module):
             model.eval()
         if batch < 1:
@@ -139,6 +148,7 @@ class Streamer:
         self.fallback = fallback
         self.clock = clock
         self.worker = worker
+        self.vad = vad
         self._executor: ThreadPoolExecutor | None = None
         self._job: Future | None = None  # the worker's current model call
         self._lock = threading.Lock()  # guards state / last spectra between worker and caller
@@ -184,6 +194,8 @@ class Streamer:
         self._debt = 0.0  # seconds of overrun still to pay back with fallback hops
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None  # last model hop's X, Y
         self._mask: torch.Tensor | None = None  # B, 1, F complex ratio mask (from _last, lazily)
+        self._vad: list[np.ndarray] = []  # per-hop VAD (B, k) blocks not yet popped
+        self._last_vad = np.zeros(b, np.float32)
         if hasattr(self, "_ramp"):  # a new stream starts at the requested strength
             self._ramp = (self._ramp[1], self._ramp[1], 0)
 
@@ -221,8 +233,21 @@ class Streamer:
         out = self._process_pending() if need > 0 else np.zeros((self.batch, 0), np.float32)
         out = torch.from_numpy(out[:, : max(0, target - emitted_so_far)])
         one_d = self._one_d
+        vad = self._vad
         self.reset()
+        self._vad = vad  # the flushed hops' VAD stays readable by pop_vad
         return out[0] if one_d else out
+
+    def pop_vad(self) -> np.ndarray:
+        """Voice-activity values ``(batch, n)`` of the ``n`` hops processed since the last call
+        (needs ``vad=True``). Hop ``t`` of a stream is the input hop ``[t * hop, (t + 1) * hop)``
+        samples; :meth:`flush` processes the last hops, so pop after it to get them all."""
+        if not self.vad:
+            raise RuntimeError("this Streamer was created without vad=True")
+        out = (np.concatenate(self._vad, axis=-1) if self._vad
+               else np.zeros((self.batch, 0), np.float32))
+        self._vad = []
+        return out
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -315,7 +340,7 @@ class Streamer:
         if self.budget_ms is None:
             t0 = self.clock()
             spec = self._analysis(k)
-            out = self._synthesis(self._strength(spec, self._run_model(spec)))
+            out = self._synthesis(self._strength(spec, self._model_hops(spec)))
             dt = (self.clock() - t0) / k
             self._count(k, dt, used_model=True)
             return out
@@ -329,7 +354,7 @@ class Streamer:
             else:
                 used_model = missed = False
                 if self._debt <= 0.0:
-                    enh, used_model = self._run_model(spec), True
+                    enh, used_model = self._model_hops(spec), True
                 else:
                     enh = self._fallback_spec(spec)
             outs.append(self._synthesis(self._strength(spec, enh)))
@@ -347,6 +372,8 @@ class Streamer:
             self._n_model += k
         else:
             self._n_fallback += k
+            if self.vad:  # fallback hops repeat the last model VAD
+                self._vad.append(np.repeat(self._last_vad[:, None], k, axis=1))
         self._max_time = max(self._max_time, dt)
         self.frame_times.extend([dt] * k)
 
@@ -362,16 +389,34 @@ class Streamer:
             frames = xt[:, None] if k == 1 else xt.unfold(-1, n_fft, hop)  # B, k, n_fft
             return torch.fft.rfft(frames * self.window, dim=-1)  # B, k, F
 
-    def _run_model(self, spec: torch.Tensor) -> torch.Tensor:
-        """``spec (B, k, F)`` complex -> enhanced ``(B, k, F)``; advances the state."""
+    def _run_model(self, spec: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
+        """``spec (B, k, F)`` complex -> (enhanced ``(B, k, F)``, VAD ``(B, k)`` or None);
+        advances the state."""
         with torch.inference_mode():
-            enh, state = self.model.forward_stateful(torch.view_as_real(spec).transpose(1, 2),
-                                                     self.state)  # B, F, k, 2
+            x = torch.view_as_real(spec).transpose(1, 2)  # B, F, k, 2
+            vad = None
+            if not self.vad:
+                enh, state = self.model.forward_stateful(x, self.state)
+            elif hasattr(self.model, "forward_with_vad"):
+                enh, vad, state = self.model.forward_with_vad(x, self.state)
+            else:
+                enh, state = self.model.forward_stateful(x, self.state)
+                vad = speech_presence(x, enh, self.geometry.sample_rate)
             out = torch.view_as_complex(enh.transpose(1, 2).contiguous())  # B, k, F
+        v = None if vad is None else vad.detach().float().cpu().numpy().reshape(self.batch, -1)
         with self._lock:
+            if v is not None:
+                self._last_vad = v[:, -1].copy()
             self.state = state
             self._last = (spec[:, -1:], out[:, -1:])
             self._mask = None
+        return out, v
+
+    def _model_hops(self, spec: torch.Tensor) -> torch.Tensor:
+        """:meth:`_run_model` for hops whose output is emitted (their VAD is kept)."""
+        out, v = self._run_model(spec)
+        if v is not None:
+            self._vad.append(v)
         return out
 
     def _run_in_worker(self, spec: torch.Tensor, deadline: float):
@@ -386,10 +431,12 @@ class Streamer:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="denoisezoo")
         self._job = self._executor.submit(self._run_model, spec)
         try:
-            out = self._job.result(timeout=max(0.0, deadline - self.clock()))
+            out, v = self._job.result(timeout=max(0.0, deadline - self.clock()))
         except FutureTimeout:
             return self._fallback_spec(spec), False, True
         self._job = None
+        if v is not None:
+            self._vad.append(v)
         return out, True, False
 
     def _wait_worker(self) -> None:
