@@ -9,7 +9,8 @@ A denoisezoo checkpoint is a ``torch.save`` dict of plain data (loadable with
 ``meta`` records what a user needs to trust the weights: versions, sample rate, hop, training data,
 steps, teacher, metrics. :func:`load_model` accepts a shipped model name, a preset name
 (``pretrained=False``), a denoisezoo checkpoint, a Lightning checkpoint of our training modules, an
-official GTCRN ``.tar``, or an exported / INT8 ``.onnx`` step (:mod:`denoisezoo.compress.artefacts`).
+official GTCRN ``.tar``, an exported / INT8 ``.onnx`` step, or an exported LiteRT ``.tflite`` step
+(float, int8 or int16x8; needs the ``litert`` extra) (:mod:`denoisezoo.compress.artefacts`).
 """
 
 from __future__ import annotations
@@ -99,6 +100,31 @@ def shipped_models() -> dict[str, Path]:
     return {p.stem: p for p in sorted(d.glob("*.pt"))} if d.is_dir() else {}
 
 
+def rate_variant(name: str, sample_rate: int) -> str | None:
+    """The shipped model of ``name``'s line that runs natively at ``sample_rate``, if any.
+
+    ``gtcrn`` at 48000 Hz -> ``gtcrn_48k`` when that ships; a name already at that rate is
+    returned as is; ``None`` when nothing ships for that rate (callers then resample).
+    """
+    import re
+
+    shipped = shipped_models()
+    base = re.sub(r"_\d+k$", "", name)
+    candidates = [name, base, f"{base}_{sample_rate // 1000}k"] if sample_rate % 1000 == 0 else [name]
+    for cand in candidates:
+        if cand in shipped and _shipped_rate(shipped[cand]) == sample_rate:
+            return cand
+    return None
+
+
+def _shipped_rate(path: Path) -> int | None:
+    try:
+        cfg = load_checkpoint_file(path)["config"]
+    except Exception:  # an unreadable file is reported when loaded, not here
+        return None
+    return int(cfg.get("sample_rate", 0)) or None
+
+
 def save_checkpoint(model: nn.Module, path: str | Path, name: str | None = None,
                     meta: dict[str, Any] | None = None) -> Path:
     """Write a self-describing checkpoint of ``model``."""
@@ -173,11 +199,17 @@ def load_model(name_or_path: str | Path, pretrained: bool = True) -> nn.Module:
 
     Args:
         name_or_path: ``"gtcrn"`` (shipped weights), a preset such as ``"gtcrn_tiny"`` with
-            ``pretrained=False``, or a path to a checkpoint file.
+            ``pretrained=False``, or a path to a checkpoint file, an exported ``.onnx`` step or an
+            exported ``.tflite`` step (each with its JSON sidecar).
         pretrained: if False, build the named preset with random weights.
 
     Returns:
-        The model in eval mode.
+        The model in eval mode (for ``.onnx`` / ``.tflite``, a
+        :class:`~denoisezoo.compress.OnnxModel` / :class:`~denoisezoo.compress.LiteRTModel`).
+
+    Raises:
+        CheckpointError: unreadable file, or a ``.tflite`` without the LiteRT interpreter
+            (``pip install 'denoisezoo[litert]'``).
     """
     s = str(name_or_path)
     p = Path(s)
@@ -185,6 +217,16 @@ def load_model(name_or_path: str | Path, pretrained: bool = True) -> nn.Module:
         from denoisezoo.compress.artefacts import load_onnx_model
 
         return load_onnx_model(p)
+    if p.suffix == ".tflite":  # an exported LiteRT step with its JSON sidecar
+        from denoisezoo.compress.artefacts import load_litert_model
+        from denoisezoo.streaming.litert import LiteRTUnavailableError
+
+        if not p.is_file():
+            raise FileNotFoundError(f"model not found: {p}")
+        try:
+            return load_litert_model(p)
+        except LiteRTUnavailableError as exc:  # a ValueError, so every CLI reports it cleanly
+            raise CheckpointError(f"{p}: {exc}") from exc
     if p.suffix in (".pt", ".tar", ".ckpt", ".pth") or p.exists():
         return model_from_checkpoint(load_checkpoint_file(p), s)
     if not pretrained:

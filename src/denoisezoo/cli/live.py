@@ -40,6 +40,9 @@ def add_parser(sub) -> None:
                    help="run the model in a worker thread, wait at most until each hop's deadline")
     p.add_argument("--bypass", action="store_true",
                    help="start bypassed (input passed through at the same latency); b toggles")
+    p.add_argument("--resample", action="store_true",
+                   help="keep --model and resample, even when a shipped variant of it runs at the "
+                        "device rate (default: use that variant, e.g. gtcrn_48k at 48 kHz)")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     p.add_argument("--atten-lim-db", type=float, default=None, metavar="DB",
                    help="suppress no time-frequency bin by more than DB dB")
@@ -61,6 +64,27 @@ def _load(args: argparse.Namespace):
     return model_from_args(args)
 
 
+def _pick_native_model(sd, args: argparse.Namespace) -> None:
+    """Swap ``--model`` for the shipped variant at the device rate (e.g. ``gtcrn`` ->
+    ``gtcrn_48k`` on a 48 kHz device), so the audio is not resampled."""
+    from denoisezoo.cli.common import DEFAULT_MODEL
+    from denoisezoo.hub import rate_variant
+    from denoisezoo.live.devices import DeviceError, resolve_device
+
+    rate = args.samplerate
+    if rate is None:
+        try:
+            rate = round(resolve_device(sd, args.input_device, "input").default_samplerate)
+        except DeviceError:
+            return  # reported with the device listing when the session opens the device
+    name = args.model or DEFAULT_MODEL
+    native = rate_variant(name, int(rate))
+    if native is not None and native != name:
+        print(f"device runs at {rate} Hz: using {native} (native {rate} Hz model, no resampling; "
+              f"--resample keeps {name})")
+        args.model = native
+
+
 def run(args: argparse.Namespace) -> int:
     from denoisezoo.live.devices import DeviceError, PortAudioMissing, format_devices, import_sounddevice
 
@@ -77,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
             return error(f"{flag} must be positive, got {value}")
     if not args.calibrate_seconds > 0:
         return error(f"--calibrate-seconds must be positive, got {args.calibrate_seconds}")
+    if not args.checkpoint and not args.resample:
+        _pick_native_model(sd, args)
     try:
         model = _load(args)
     except (KeyError, FileNotFoundError, ValueError) as exc:

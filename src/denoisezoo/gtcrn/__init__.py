@@ -3,7 +3,7 @@
 from denoisezoo.gtcrn.config import GTCRNConfig
 from denoisezoo.gtcrn.model import GTCRN, GTCRNState
 from denoisezoo.gtcrn.official import load_official_checkpoint
-from denoisezoo.gtcrn.presets import GTCRN_PRESETS, gtcrn, gtcrn_large, gtcrn_tiny
+from denoisezoo.gtcrn.presets import GTCRN_PRESETS, gtcrn, gtcrn_48k, gtcrn_large, gtcrn_tiny
 
 __all__ = [
     "GTCRN",
@@ -12,6 +12,7 @@ __all__ = [
     "GTCRN_PRESETS",
     "gtcrn",
     "gtcrn_large",
+    "gtcrn_48k",
     "gtcrn_tiny",
     "load_official_checkpoint",
 ]

@@ -75,6 +75,24 @@ class GTCRNConfig:
         if not self.dilations or min(self.dilations) < 1:
             raise ValueError("dilations must be positive")
 
+    @classmethod
+    def for_sample_rate(cls, sample_rate: int, **kwargs) -> GTCRNConfig:
+        """The paper layout at another rate, derived from the rate: the same 32 ms sqrt-Hann
+        window and 16 ms hop (``n_fft = 512 * sample_rate / 16000``), hence the same 31.25 Hz bin
+        spacing, the same 65 unbanded bins (0-2 kHz) and 64 ERB bands from 2 kHz up to the new
+        Nyquist. The network after the ERB stage has the paper model's shapes (129 features), so
+        16 kHz weights load into it (:func:`denoisezoo.training.system.warm_start`).
+
+        Example:
+            >>> c = GTCRNConfig.for_sample_rate(48000)
+            >>> c.n_fft, c.hop_length, c.feature_bins
+            (1536, 768, 129)
+        """
+        n_fft = 512 * sample_rate / 16000
+        if n_fft != int(n_fft) or int(n_fft) % 2:
+            raise ValueError(f"sample_rate {sample_rate}: 32 ms must be an even number of samples")
+        return cls(sample_rate=sample_rate, n_fft=int(n_fft), hop_length=int(n_fft) // 2, **kwargs)
+
     @property
     def geometry(self) -> StftGeometry:
         return StftGeometry(self.sample_rate, self.n_fft, self.hop_length, "sqrt_hann")

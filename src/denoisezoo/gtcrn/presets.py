@@ -5,7 +5,7 @@ from __future__ import annotations
 from denoisezoo.gtcrn.config import GTCRNConfig
 from denoisezoo.gtcrn.model import GTCRN
 
-__all__ = ["gtcrn", "gtcrn_tiny", "gtcrn_large", "GTCRN_PRESETS"]
+__all__ = ["gtcrn", "gtcrn_tiny", "gtcrn_large", "gtcrn_48k", "GTCRN_PRESETS"]
 
 
 def gtcrn() -> GTCRN:
@@ -23,4 +23,11 @@ def gtcrn_large() -> GTCRN:
     return GTCRN(GTCRNConfig(channels=32))
 
 
-GTCRN_PRESETS = {"gtcrn": gtcrn, "gtcrn_tiny": gtcrn_tiny, "gtcrn_large": gtcrn_large}
+def gtcrn_48k() -> GTCRN:
+    """The paper model at 48 kHz (:meth:`GTCRNConfig.for_sample_rate`): 1536-point STFT, 768 hop,
+    64 ERB bands up to 24 kHz; the same network and parameter count as ``gtcrn``."""
+    return GTCRN(GTCRNConfig.for_sample_rate(48000))
+
+
+GTCRN_PRESETS = {"gtcrn": gtcrn, "gtcrn_tiny": gtcrn_tiny, "gtcrn_large": gtcrn_large,
+                 "gtcrn_48k": gtcrn_48k}

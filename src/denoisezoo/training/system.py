@@ -55,6 +55,21 @@ class Pretrained(nn.Module):
         return self.model.forward_with_mask(spec, state)
 
 
+def warm_start(model: nn.Module, source: str) -> list[str]:
+    """Copy the parameters and buffers of the zoo model ``source`` into ``model`` where name and
+    shape match; returns the copied names. Raises ``ValueError`` if no learnable parameter matches."""
+    from denoisezoo.hub import load_model
+
+    src = load_model(source).state_dict()
+    dst = model.state_dict()
+    copied = [k for k, v in src.items() if k in dst and dst[k].shape == v.shape]
+    learnable = {k for k, _ in model.named_parameters()}
+    if not learnable & set(copied):
+        raise ValueError(f"init_from={source!r}: no parameter of it matches this model")
+    model.load_state_dict({**dst, **{k: src[k] for k in copied}})
+    return copied
+
+
 class EnhancementSystem(L.LightningModule):
     """Supervised training of a spectral enhancement model on ``(noisy, clean)`` waveform batches.
 
@@ -71,16 +86,23 @@ class EnhancementSystem(L.LightningModule):
         val_metrics: compute PESQ / ESTOI / SI-SDR in validation (slower).
         name: model name recorded in exported checkpoints.
         training_data: description recorded in exported checkpoints.
+        init_from: warm start: a zoo model (shipped name or checkpoint path, see
+            :func:`denoisezoo.hub.load_model`) whose parameters and buffers are copied into
+            ``model`` wherever name and shape match (e.g. ``gtcrn`` into ``gtcrn_48k``: everything
+            but the rate-dependent ERB matrices). Applied at construction, so resuming from a
+            Lightning checkpoint still restores the trained weights.
     """
 
     def __init__(self, model: nn.Module, loss: nn.Module | None = None, lr: float = 1e-3,
                  weight_decay: float = 0.0, warmup_steps: int = 500, decay_steps: int = 0,
                  min_lr_ratio: float = 0.05, grad_clip: float = 5.0, max_bad_steps: int = 20,
-                 val_metrics: bool = True, name: str = "gtcrn", training_data: str = ""):
+                 val_metrics: bool = True, name: str = "gtcrn", training_data: str = "",
+                 init_from: str | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["model", "loss", "teacher"])
         self.automatic_optimization = False
         self.model = model
+        self.warm_started: list[str] = warm_start(model, init_from) if init_from else []
         self.loss = loss if loss is not None else HybridLoss()
         self.geometry = model.geometry
         self.register_buffer("window", self.geometry.make_window(torch.float32), persistent=False)
