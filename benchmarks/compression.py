@@ -2,15 +2,26 @@
 
     DENOISEZOO_THREADS=1 python benchmarks/compression.py [--checkpoint PATH] [--steps 200]
 
+Quick check (a few dev pairs, no fine-tuning, no pruning; writes to /tmp)::
+
+    DENOISEZOO_THREADS=1 python benchmarks/compression.py --limit 5 --steps 0 --ratios \
+        --rtf-seconds 3 --rtf-repeats 1 --workdir /tmp/comp --out /tmp/comp/compression
+
 Rows: the float model; structured pruning at each ratio, one-shot and after a short distillation
 fine-tune (teacher = the float model); gradual 50 % magnitude (block) sparsity fine-tuned with
 :class:`~denoisezoo.compress.SparsityCallback`; INT8 ONNX Runtime static, dynamic and mixed
 (static MatMul + dynamic Conv) PTQ, and static / mixed after quantization-aware fine-tuning
-(:class:`~denoisezoo.compress.QATCallback`).
+(:class:`~denoisezoo.compress.QATCallback`); LiteRT (TFLite) steps of the float model
+(:func:`denoisezoo.streaming.litert.export_tflite`, one litert-torch conversion): float32,
+full-integer int8 (int8 weights, activations and I/O) and int16x8 (int8 weights, int16
+activations and I/O), calibrated on the same training mixtures as ORT static PTQ. The LiteRT rows
+are skipped, with the reason printed and stored, without the ``litert`` extra or the converter
+(``$DENOISEZOO_LITERT_PYTHON``), or with ``--no-litert``.
 
 Columns: learnable / non-zero parameters, MACs per second of audio (profile convention), size of
-the artefact file and of the ONNX step, real-time factor of the ONNX Runtime step run frame by
-frame on one thread (the deployment path; all variants timed interleaved, best of repeats), and
+the artefact file and of the step file (``.onnx`` or ``.tflite``), real-time factor of the step run
+frame by frame on one thread by its runtime (ONNX Runtime, or the LiteRT interpreter for the
+``litert_*`` rows; the deployment path; all variants timed interleaved, best of repeats), and
 PESQ-wb / ESTOI / SI-SDR on the fixed development set (:func:`denoisezoo.datasets.devset.build_devset`).
 Fine-tuning and calibration use the TRAINING data of ../shared (never the dev set).
 
@@ -48,13 +59,17 @@ def _args(argv=None):
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--segment", type=float, default=2.0)
     p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--ratios", type=float, nargs="+", default=[0.25, 0.5, 0.75])
+    p.add_argument("--ratios", type=float, nargs="*", default=[0.25, 0.5, 0.75],
+                   help="structured pruning ratios (none: no pruning rows)")
     p.add_argument("--criterion", default="taylor", choices=("l1", "l2", "taylor"))
     p.add_argument("--workdir", default=str(REPO / "runs/compression"))
     p.add_argument("--out", default=str(REPO / "benchmarks/results/compression"))
     p.add_argument("--rtf-seconds", type=float, default=10.0)
     p.add_argument("--rtf-repeats", type=int, default=3)
     p.add_argument("--workers", type=int, default=1, help="scoring processes")
+    p.add_argument("--no-litert", action="store_true", help="skip the LiteRT rows")
+    p.add_argument("--litert-calibration-frames", type=int, default=2000,
+                   help="calibration frames for LiteRT int8 / int16x8 (default 2000, as ORT)")
     return p.parse_args(argv)
 
 
@@ -93,11 +108,13 @@ def _finetune(student, teacher, dm, steps: int, lr: float, callbacks=()) -> dict
             "loss": "0.8 * hybrid(student, float teacher) + 0.2 * hybrid(student, clean)"}
 
 
-def _rtf(onnx_paths: dict[str, Path], wav: np.ndarray, sr: int, repeats: int) -> dict[str, float]:
-    from denoisezoo.compress import load_onnx_model
+def _rtf(step_paths: dict[str, Path], wav: np.ndarray, sr: int, repeats: int) -> dict[str, float]:
+    """Real-time factor of each exported step (``.onnx`` or ``.tflite``, one thread), frame by
+    frame, interleaved across variants; best of ``repeats``."""
     from denoisezoo.dsp.stft import stft
+    from denoisezoo.hub import load_model
 
-    models = {k: load_onnx_model(p, threads=1) for k, p in onnx_paths.items()}
+    models = {k: load_model(p) for k, p in step_paths.items()}  # one thread by default
     spec = None
     best = {k: float("inf") for k in models}
     for _ in range(repeats):
@@ -139,6 +156,7 @@ def main(argv=None) -> int:
     from denoisezoo.hub import load_model, save_checkpoint
     from denoisezoo.profile import count_parameters, macs_per_second
     from denoisezoo.streaming import export_onnx
+    from denoisezoo.streaming.litert import export_tflite, unavailable_reason
 
     shared, work = Path(args.shared), Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -154,7 +172,7 @@ def main(argv=None) -> int:
     teacher = copy.deepcopy(float_model).eval()
 
     rows: dict[str, dict] = {}
-    models: dict[str, object] = {}  # torch models (evaluated offline) or ONNX paths
+    models: dict[str, object] = {}  # torch models (evaluated offline) or loaded steps
 
     def add_torch(name: str, model, note: str, record: dict | None = None, ft: dict | None = None):
         model = model.eval()
@@ -169,23 +187,28 @@ def main(argv=None) -> int:
         rows[name] = {"variant": name, "note": note, "params": count_parameters(model),
                       "nonzero_params": sum(int((p != 0).sum()) for p in model.parameters()),
                       "macs_per_s": macs_per_second(model), "file_bytes": pt.stat().st_size,
-                      "onnx_bytes": onnx_path.stat().st_size,
-                      "onnx_weight_bytes": _onnx_weight_bytes(onnx_path), "onnx": str(onnx_path),
+                      "runtime": "onnxruntime", "step": str(onnx_path),
+                      "step_bytes": onnx_path.stat().st_size,
+                      "step_weight_bytes": _onnx_weight_bytes(onnx_path),
                       "finetune": ft, "compression": record}
         models[name] = model
         print(f"[{time.time() - t_start:7.0f}s] {name}: {rows[name]['params']} params", flush=True)
 
-    def add_onnx(name: str, path: Path, meta: dict, ref: str, note: str, ft: dict | None = None):
+    def add_step(name: str, path: Path, meta: dict, ref: str, note: str, ft: dict | None = None):
+        """A row for an exported step (``.onnx`` on ONNX Runtime or ``.tflite`` on LiteRT)."""
         base = rows[ref]
+        onnx = path.suffix == ".onnx"
         rows[name] = {"variant": name, "note": note, "params": base["params"],
                       "nonzero_params": base["nonzero_params"], "macs_per_s": base["macs_per_s"],
                       "file_bytes": path.stat().st_size + path.with_suffix(".json").stat().st_size,
-                      "onnx_bytes": path.stat().st_size, "onnx_weight_bytes": _onnx_weight_bytes(path),
-                      "onnx": str(path), "finetune": ft, "compression": meta["compression"],
-                      "check_rel_err": meta.get("check_rel_err")}
-        from denoisezoo.compress import load_onnx_model
-
-        models[name] = load_onnx_model(path)
+                      "runtime": "onnxruntime" if onnx else "litert", "step": str(path),
+                      "step_bytes": path.stat().st_size,
+                      "step_weight_bytes": _onnx_weight_bytes(path) if onnx else None,
+                      "precision": meta.get("precision"), "finetune": ft,
+                      "compression": meta.get("compression"),
+                      "check_rel_err": meta.get("check_rel_err"),
+                      "check_max_abs_diff": meta.get("check_max_abs_diff")}
+        models[name] = load_model(path)
         print(f"[{time.time() - t_start:7.0f}s] {name}: rel err vs float "
               f"{meta.get('check_rel_err', float('nan')):.3g}", flush=True)
 
@@ -196,9 +219,41 @@ def main(argv=None) -> int:
         p = work / f"int8_{mode}_ptq.onnx"
         meta = quantize_step(float_model, p, calibration, mode=mode, overwrite=True,
                              name=f"int8_{mode}_ptq", source=args.checkpoint)
-        add_onnx(f"int8_{mode}_ptq", p, meta, "float",
+        add_step(f"int8_{mode}_ptq", p, meta, "float",
                  f"ONNX Runtime INT8 {mode} PTQ" + ("" if mode == "dynamic" else
                                                     ", calibrated on 16 training mixtures"))
+
+    # --- LiteRT: float32 step, then full-integer int8 and int16x8 from that one conversion
+    litert_skipped = "--no-litert" if args.no_litert else unavailable_reason()
+    litert_error = None
+    if litert_skipped:
+        print(f"LiteRT rows skipped: {litert_skipped}", flush=True)
+    else:
+        fl = work / "litert_float.tflite"
+        try:
+            meta = export_tflite(float_model, fl, name="litert_float", overwrite=True,
+                                 check_frames=300)
+            add_step("litert_float", fl, meta, "float",
+                     f"LiteRT float32 step (litert-torch {meta['litert_torch']}; max abs diff vs "
+                     f"PyTorch {meta['check_max_abs_diff']:.1e} on 300 random frames)")
+            for bits, prec in ((8, "int8"), (16, "int16x8")):
+                p = work / f"litert_{prec}_ptq.tflite"
+                meta = export_tflite(float_model, p, int8=True, calibration=calibration,
+                                     activation_bits=bits, float_tflite=fl, check_frames=100,
+                                     max_calibration_frames=args.litert_calibration_frames,
+                                     name=f"litert_{prec}_ptq", overwrite=True)
+                rec = meta["compression"]
+                act = "int8 activations and I/O" if bits == 8 else "int16 activations and I/O"
+                float_ops = ", ".join(f"{k} x{v}" for k, v in rec["float_ops"].items()) or "none"
+                add_step(f"litert_{prec}_ptq", p, meta, "float",
+                         f"LiteRT full-integer {prec} PTQ: int8 weights per channel, {act}, "
+                         f"calibrated on {rec['calibration_frames']} frames of 16 training "
+                         f"mixtures ({rec['calibration_seconds']:g} s); ops left in float: "
+                         f"{float_ops}; relative error vs PyTorch {meta['check_rel_err']:.3f} "
+                         f"on {meta['check_frames']} calibration frames")
+        except Exception as exc:  # noqa: BLE001 - reported; the other rows still run
+            litert_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
+            print(f"LiteRT rows failed: {litert_error}", flush=True)
 
     # --- structured pruning, one-shot then distillation fine-tune
     for r in args.ratios:
@@ -234,14 +289,14 @@ def main(argv=None) -> int:
             meta = quantize_step(student.eval(), p, calibration, mode=mode, overwrite=True,
                                  name=f"int8_{mode}_qat", source=args.checkpoint,
                                  extra_record={"qat": ft})
-            add_onnx(f"int8_{mode}_qat", p, meta, "float", f"QAT ({ft['steps']} steps) + ONNX "
+            add_step(f"int8_{mode}_qat", p, meta, "float", f"QAT ({ft['steps']} steps) + ONNX "
                      f"Runtime INT8 {mode}", ft)
 
     # --- real-time factor of every ONNX step on one thread (interleaved)
     wav = np.concatenate([p.noisy for p in _load_pairs(pairs[:6])])[: int(args.rtf_seconds * sr)]
-    rtf = _rtf({k: Path(r["onnx"]) for k, r in rows.items()}, wav, sr, args.rtf_repeats)
+    rtf = _rtf({k: Path(r["step"]) for k, r in rows.items()}, wav, sr, args.rtf_repeats)
     for k, v in rtf.items():
-        rows[k]["rtf_onnx_1thread"] = v
+        rows[k]["rtf_step_1thread"] = v
 
     # --- quality on the development set
     from denoisezoo.api import enhance_array
@@ -270,6 +325,7 @@ def main(argv=None) -> int:
                     "python": sys.version.split()[0], "torch": torch.__version__,
                     "torch_threads": threads, "load_avg_at_end": os.getloadavg()},
         "targets": {"int8_delta_pesq": -0.05, "struct50_ft_delta_pesq": -0.10},
+        "litert_skipped": litert_skipped, "litert_error": litert_error,
         "rows": list(rows.values()),
         "seconds": round(time.time() - t_start, 1),
     }
@@ -294,31 +350,42 @@ def _markdown(out: dict) -> str:
     lines = [
         f"GTCRN compression on the development set ({out['pairs']} pairs; noisy PESQ-wb "
         f"{out['noisy']['pesq_wb']:.2f}, ESTOI {out['noisy']['estoi']:.3f}, SI-SDR "
-        f"{out['noisy']['si_sdr']:.2f} dB). RTF: ONNX Runtime step, frame by frame, 1 thread, "
-        f"best of repeats, on a shared 2-vCPU machine under load (load average at the end "
+        f"{out['noisy']['si_sdr']:.2f} dB). RTF: the step on its runtime (ONNX Runtime, or the "
+        f"LiteRT interpreter for `litert_*`), frame by frame, 1 thread, best of repeats, on a "
+        f"shared 2-vCPU machine under load (load average at the end "
         f"{out['machine']['load_avg_at_end'][0]:.1f}); compare rows as ratios.",
         "",
-        "| variant | params | non-zero | MMAC/s | file KB | ONNX KB (weights KB) | RTF | PESQ-wb | "
-        "dPESQ | ESTOI | SI-SDR |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| variant | runtime | params | non-zero | MMAC/s | file KB | step KB (weights KB) | RTF | "
+        "PESQ-wb | dPESQ | ESTOI | SI-SDR |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    if out.get("litert_skipped") or out.get("litert_error"):
+        why = out.get("litert_skipped") or f"failed ({out['litert_error']})"
+        lines[1:1] = ["", f"LiteRT rows: {why}."]
     for r in out["rows"]:
+        w = r.get("step_weight_bytes")
+        step = f"{r['step_bytes'] / 1024:.0f}" + (f" ({w / 1024:.0f})" if w is not None else "")
         lines.append(
-            f"| {r['variant']} | {r['params']} | {r['nonzero_params']} | {r['macs_per_s'] / 1e6:.1f} | "
-            f"{r['file_bytes'] / 1024:.0f} | {r['onnx_bytes'] / 1024:.0f} "
-            f"({r['onnx_weight_bytes'] / 1024:.0f}) | {f(r.get('rtf_onnx_1thread'), '.4f')} | "
+            f"| {r['variant']} | {r['runtime']} | {r['params']} | {r['nonzero_params']} | "
+            f"{r['macs_per_s'] / 1e6:.1f} | {r['file_bytes'] / 1024:.0f} | {step} | "
+            f"{f(r.get('rtf_step_1thread'), '.4f')} | "
             f"{f(r['pesq_wb'], '.3f')} | {f(r['delta_pesq'], '+.3f')} | {f(r['estoi'], '.3f')} | "
             f"{f(r['si_sdr'], '.2f')} |")
-    lines += ["", "RTF is dominated by the per-call overhead of one `session.run` per 16 ms frame; "
-              "on this shared machine differences under about +-25 % between rows are run-to-run "
-              "noise (FIELD_NOTES), so no row here is reliably faster or slower than `float`. "
-              "INT8 files are not smaller: the frozen float ERB matrices (96 KB), the float GRUs "
-              "and the QDQ scale / zero-point tensors outweigh the INT8 conv / linear weights.",
-              "", "Variants:", ""]
+    lines += ["", "ONNX Runtime rows: RTF is dominated by the per-call overhead of one `session.run` "
+              "per 16 ms frame; on this shared machine differences under about +-25 % between rows "
+              "are run-to-run noise (FIELD_NOTES). ORT INT8 files are not smaller: the frozen float "
+              "ERB matrices (96 KB), the float GRUs and the QDQ scale / zero-point tensors outweigh "
+              "the INT8 conv / linear weights."]
+    lite = [r for r in out["rows"] if r["runtime"] == "litert"]
+    if lite:
+        lines += ["", "LiteRT step files (`.tflite`, no sidecar): " + ", ".join(
+            f"{r['precision']} {r['step_bytes'] / 1024:.0f} KB" for r in lite)
+            + "; weights are not broken out (the float32 file also holds the GRUs unrolled into "
+              "elementwise ops)."]
+    lines += ["", "Variants:", ""]
     lines += [f"- `{r['variant']}`: {r['note']}" for r in out["rows"]]
     lines.append("")
     return "\n".join(lines)
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,17 +1,23 @@
-"""Streaming speed: per-hop latency and real-time factor, eager vs ONNX Runtime vs offline.
+"""Streaming speed: per-hop latency and real-time factor, eager vs ONNX Runtime vs LiteRT vs offline.
 
 For each model (the paper-size ``gtcrn`` with random weights, every shipped model, the official
 GTCRN DNS3 checkpoint from ``../shared`` when present, and any ``--checkpoint``), on the same
 synthetic clip (default 10 s), with one thread everywhere (``torch.set_num_threads(1)``, ONNX
-Runtime ``intra_op_num_threads=1``):
+Runtime ``intra_op_num_threads=1``, LiteRT ``num_threads=1``):
 
 - ``eager step``: :class:`denoisezoo.streaming.Streamer` over the PyTorch model, fed one hop
   (16 ms) per call as live audio would be; per-hop time includes STFT, model step and iSTFT;
 - ``onnxruntime step``: the same with the exported step (:class:`OnnxStepModel`);
+- ``litert step``: the same with the float32 step converted by
+  :func:`denoisezoo.streaming.litert.export_tflite` and run by the LiteRT interpreter
+  (:class:`LiteRTStepModel`); skipped, with the reason printed and stored, when the ``litert``
+  extra or the litert-torch converter (``$DENOISEZOO_LITERT_PYTHON``) is missing, or with
+  ``--no-litert``;
 - ``offline``: ``denoisezoo.api.enhance`` on the whole clip in one forward (the file path).
 
-``step_only`` columns time the bare model step (``model.step`` / one ``session.run``) on the same
-frames, without the STFT and the session bookkeeping. RTF = compute time / audio duration.
+``step_only`` columns time the bare model step (``model.step`` / one ``session.run`` / one
+interpreter call) on the same frames, without the STFT and the session bookkeeping.
+RTF = compute time / audio duration. ``model_bytes``: size of the exported ``.onnx`` / ``.tflite``.
 Timings on shared machines move by +-25 % from run to run: compare rows of one run.
 
 Usage::
@@ -61,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=30, help="hops run before timing (default 30)")
     p.add_argument("--repeats", type=int, default=3,
                    help="interleaved runs per measurement; the least disturbed is reported")
+    p.add_argument("--no-litert", action="store_true", help="skip the LiteRT rows")
     return p
 
 
@@ -214,10 +221,20 @@ def _best(runs: list[dict[str, float]]) -> dict[str, Any]:
     return {**best, "runs_rtf": [round(r["rtf"], 5) for r in runs]}
 
 
+def _export_error(exc: Exception) -> str:
+    """One line: the exception's first line, plus the last ``...Error: ...`` line of a captured
+    traceback (a failed LiteRT conversion subprocess) when there is one."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()] or [""]
+    cause = [ln for ln in lines[1:] if "Error: " in ln]
+    msg = lines[0][:200] + (f" ... {cause[-1][:200]}" if cause else "")
+    return f"{type(exc).__name__}: {msg}"
+
+
 def bench_model(name: str, model, x: torch.Tensor, warmup: int, tmp: Path, repeats: int = 3,
-                variants: bool = False) -> list[dict[str, Any]]:
-    """Eager step, ONNX Runtime step and offline rows for one model; the measurements are
-    interleaved ``repeats`` times so that load changes hit every backend alike."""
+                variants: bool = False, litert: bool = True) -> list[dict[str, Any]]:
+    """Eager step, ONNX Runtime step, LiteRT step (if ``litert``) and offline rows for one model;
+    the measurements are interleaved ``repeats`` times so that load changes hit every backend
+    alike."""
     from denoisezoo.dsp.stft import stft
     from denoisezoo.streaming import OnnxStepModel, export_onnx
 
@@ -231,9 +248,21 @@ def bench_model(name: str, model, x: torch.Tensor, warmup: int, tmp: Path, repea
         meta = export_onnx(model, path, name=name, overwrite=True, check_frames=300)
         om = OnnxStepModel(path, threads=1)
     except Exception as exc:  # noqa: BLE001 - reported in the results, the other rows still run
-        export_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        export_error = _export_error(exc)
+    lm, lmeta, lite_error = None, {}, None
+    if litert:
+        from denoisezoo.streaming.litert import LiteRTStepModel, export_tflite
+
+        lpath = tmp / f"{name}.tflite"
+        print(f"  converting {name} to LiteRT ...", file=sys.stderr)
+        try:
+            lmeta = export_tflite(model, lpath, name=name, overwrite=True, check_frames=300)
+            lm = LiteRTStepModel(lpath, threads=1)
+        except Exception as exc:  # noqa: BLE001 - reported in the results
+            lite_error = _export_error(exc)
     geo = {"hop_ms": 1000 * hop_s, "latency_ms": g.latency_ms}
-    runs: dict[str, list[dict[str, float]]] = {k: [] for k in ("es", "eh", "os", "oh", "off")}
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in
+                                               ("es", "eh", "os", "oh", "ls", "lh", "off")}
     for _ in range(repeats):
         with torch.inference_mode():
             runs["es"].append(time_step_only(model.step, spec, model.initial_state(1), warmup, hop_s))
@@ -241,6 +270,9 @@ def bench_model(name: str, model, x: torch.Tensor, warmup: int, tmp: Path, repea
         if om is not None:
             runs["os"].append(time_step_only(om.step, spec, om.initial_state(1), warmup, hop_s))
             runs["oh"].append(time_streamer(om, x, warmup))
+        if lm is not None:
+            runs["ls"].append(time_step_only(lm.step, spec, lm.initial_state(1), warmup, hop_s))
+            runs["lh"].append(time_streamer(lm, x, warmup))
         runs["off"].append(time_offline(model, x, repeats=1))
     rows: list[dict[str, Any]] = [
         {"model": name, "backend": "torch eager", "mode": "step (one hop per feed)", **geo,
@@ -248,13 +280,23 @@ def bench_model(name: str, model, x: torch.Tensor, warmup: int, tmp: Path, repea
     if om is not None:
         rows.append({"model": name, "backend": "onnxruntime", "mode": "step (one hop per feed)",
                      **geo, **_best(runs["oh"]), "step_only": _best(runs["os"]),
-                     "opset": meta["opset"],
+                     "opset": meta["opset"], "model_bytes": path.stat().st_size,
                      "onnx_vs_eager_max_abs_diff": meta["check_max_abs_diff"]})
         if variants:
             rows[-1]["session_variants"] = ort_variants(path, spec, warmup, hop_s)
     else:
         rows.append({"model": name, "backend": "onnxruntime", "mode": "export failed", **geo,
                      "error": export_error})
+    if lm is not None:
+        rows.append({"model": name, "backend": "litert", "mode": "step (one hop per feed)",
+                     **geo, **_best(runs["lh"]), "step_only": _best(runs["ls"]),
+                     "precision": lmeta["precision"], "model_bytes": lmeta["size_bytes"],
+                     "litert_torch": lmeta.get("litert_torch"),
+                     "convert_seconds": lmeta.get("convert_seconds"),
+                     "tflite_vs_eager_max_abs_diff": lmeta["check_max_abs_diff"]})
+    elif litert:
+        rows.append({"model": name, "backend": "litert", "mode": "export failed", **geo,
+                     "error": lite_error})
     rows.append({"model": name, "backend": "torch eager", "mode": "offline (whole clip)", **geo,
                  **_best(runs["off"])})
     return rows
@@ -271,10 +313,18 @@ def machine_info() -> dict[str, Any]:
         pass
     import onnxruntime
 
-    return {"cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(),
+    from denoisezoo.streaming.litert import litert_available
+
+    info = {"cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
             "platform": platform.platform(), "torch_threads": torch.get_num_threads(),
             "ort_intra_op_threads": 1}
+    if litert_available():
+        from importlib.metadata import version
+
+        info["ai_edge_litert"] = version("ai-edge-litert")
+        info["litert_threads"] = 1
+    return info
 
 
 def build_gtcrn():
@@ -302,7 +352,8 @@ def _models(args) -> list[tuple[str, Any]]:
 def verdicts(rows: list[dict[str, Any]]) -> list[str]:
     out = []
     for r in rows:
-        if r["mode"] in ("offline (whole clip)", "export failed") or r["step_only"] is None:
+        if (r["mode"] in ("offline (whole clip)", "export failed") or r["step_only"] is None
+                or r["backend"] == "litert"):  # no LiteRT target in the issues: see the notes
             continue
         hop_ms = r["hop_ms"]
         if r["backend"] == "onnxruntime":
@@ -328,7 +379,9 @@ def to_markdown(report: dict[str, Any]) -> str:
         "",
         f"Command: `{report['command']}`  ",
         f"Date: {report['date']}; machine: {m['cpu']}, {m['cpus']} vCPU, Python {m['python']}, "
-        f"torch {m['torch']}, onnxruntime {m['onnxruntime']}; one thread (torch and ORT); "
+        f"torch {m['torch']}, onnxruntime {m['onnxruntime']}"
+        + (f", ai-edge-litert {m['ai_edge_litert']}" if "ai_edge_litert" in m else "")
+        + "; one thread (torch, ORT and LiteRT); "
         f"load average before/after: {report['load_before']} / {report['load_after']}.  ",
         f"Clip: {report['clip_seconds']:g} s synthetic speech-like signal at each model's rate. "
         "Hop / algorithmic latency: " + "; ".join(
@@ -336,25 +389,31 @@ def to_markdown(report: dict[str, Any]) -> str:
         + ".",
         "",
         "Per-hop times in microseconds. `hop` = one `Streamer.feed` of one hop (STFT + step + iSTFT);"
-        " `step` = the bare model step. RTF = compute time / audio time. Each measurement was run "
+        " `step` = the bare model step. RTF = compute time / audio time. `file KB` = the exported "
+        "`.onnx` / `.tflite` step (float32). Each measurement was run "
         f"{report['repeats']} times, interleaved across backends; the run with the lowest mean is "
         "shown (every run's RTF is in the JSON, `runs_rtf`).",
         "",
-        "| model | backend | mode | hop p50 | hop p99 | hop max | hop RTF | step p50 | step p99 | step RTF |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | backend | mode | hop p50 | hop p99 | hop max | hop RTF | step p50 | step p99 "
+        "| step RTF | file KB |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    if report.get("litert_skipped"):
+        lines[-2:-2] = [f"LiteRT rows skipped: {report['litert_skipped']}.", ""]
     for r in report["results"]:
         if r["mode"] == "export failed":
             lines.append(f"| {r['model']} | {r['backend']} | export failed: {r['error']} "
-                         "| | | | | | | |")
+                         "| | | | | | | | |")
         elif r["mode"].startswith("offline"):
             lines.append(f"| {r['model']} | {r['backend']} | {r['mode']} | | | | "
-                         f"{r['rtf']:.4f} | | | |")
+                         f"{r['rtf']:.4f} | | | | |")
         else:
             s = r["step_only"]
-            step = (f"{s['p50_us']:.0f} | {s['p99_us']:.0f} | {s['rtf']:.4f}" if s else " | ")
+            step = (f"{s['p50_us']:.0f} | {s['p99_us']:.0f} | {s['rtf']:.4f}" if s else " | | ")
+            size = f"{r['model_bytes'] / 1024:.0f}" if "model_bytes" in r else ""
             lines.append(f"| {r['model']} | {r['backend']} | {r['mode']} | {r['p50_us']:.0f} | "
-                         f"{r['p99_us']:.0f} | {r['max_us']:.0f} | {r['rtf']:.4f} | {step} |")
+                         f"{r['p99_us']:.0f} | {r['max_us']:.0f} | {r['rtf']:.4f} | {step} | "
+                         f"{size} |")
     lines += ["", "Targets (issue 4):", ""] + [f"- {v}" for v in report["verdicts"]]
     lines += ["", f"Reference: {REFERENCE}.", ""]
     if report.get("notes"):
@@ -400,6 +459,19 @@ def make_notes(rows: list[dict[str, Any]], gru_frac: float) -> list[str]:
                 f"nodes exported {var['exported_nodes']}, after ORT optimisation basic "
                 f"{var['basic_nodes']} / extended {var['extended_nodes']} / all "
                 f"{var['all_nodes']}.")
+    for (model, backend, mode), r in by.items():
+        if backend != "litert" or mode == "expo":
+            continue
+        e = by[(model, "torch eager", "step")]
+        o = by.get((model, "onnxruntime", "step"))
+        ort = (f"; vs ONNX Runtime {r['step_only']['p50_us'] / o['step_only']['p50_us']:.1f}x, "
+               f"file {r['model_bytes'] / 1024:.0f} KB vs {o['model_bytes'] / 1024:.0f} KB"
+               if o else "")
+        notes.append(
+            f"{model}: LiteRT float32 step (litert-torch {r['litert_torch']}, max abs diff vs "
+            f"eager {r['tflite_vs_eager_max_abs_diff']:.1e} over 300 frames): bare step p50 "
+            f"{r['step_only']['p50_us']:.0f} us = {r['step_only']['p50_us'] / e['step_only']['p50_us']:.2f}x "
+            f"eager{ort}.")
     ident = next(r for r in rows if r["model"] == "identity (no model)")
     notes.append(
         f"Streamer's own cost per hop (buffers, STFT, iSTFT, overlap-add, timing; no-op model, "
@@ -422,6 +494,11 @@ def main(argv: list[str] | None = None) -> int:
     load_before = [round(v, 2) for v in os.getloadavg()]
     rows: list[dict[str, Any]] = []
     geometry: dict[str, dict[str, float]] = {}
+    from denoisezoo.streaming.litert import unavailable_reason
+
+    litert_skipped = "--no-litert" if args.no_litert else unavailable_reason()
+    if litert_skipped:
+        print(f"LiteRT rows skipped: {litert_skipped}", file=sys.stderr)
     gru_frac = gru_share(build_gtcrn())
     models = _models(args)
     g0 = models[0][1].geometry
@@ -437,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
                               "latency_ms": g.latency_ms}
             x = clip(args.seconds, g.sample_rate)
             rows += bench_model(name, model, x, args.warmup, Path(tmp), repeats=args.repeats,
-                                variants=i == 0)
+                                variants=i == 0, litert=not litert_skipped)
     report = {
         "command": "python benchmarks/streaming.py" + "".join(
             f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv)),
@@ -450,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         "geometry": geometry,
         "targets": {"onnxruntime_step_rtf_max": TARGET_ORT_RTF, "eager_step_margin": EAGER_MARGIN},
         "results": rows,
+        "litert_skipped": litert_skipped,
         "verdicts": verdicts(rows),
         "reference": REFERENCE,
         "notes": make_notes(rows, gru_frac),

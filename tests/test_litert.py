@@ -87,6 +87,18 @@ def test_export_without_converter_says_what_to_install(tmp_path, monkeypatch, ca
     assert not out.exists()
 
 
+def test_unavailable_reason_names_the_missing_piece(tmp_path, monkeypatch):
+    monkeypatch.setattr(litert, "litert_available", lambda: False)
+    assert "pip install 'denoisezoo[litert]'" in litert.unavailable_reason()
+    monkeypatch.setattr(litert, "litert_available", lambda: True)
+    monkeypatch.setattr(litert, "_litert_torch_here", lambda: False)
+    monkeypatch.delenv(litert.CONVERTER_ENV, raising=False)
+    assert litert.CONVERTER_ENV in litert.unavailable_reason()
+    assert "not an executable" in litert.unavailable_reason(tmp_path / "python")
+    monkeypatch.setattr(litert, "_litert_torch_here", lambda: True)
+    assert litert.unavailable_reason() is None
+
+
 def test_export_rejects_bad_converter_path_and_names(tmp_path):
     with pytest.raises(LiteRTUnavailableError, match="not an executable"):
         export_tflite(gtcrn_tiny(), tmp_path / "m.tflite", python=tmp_path / "nope" / "python")
@@ -104,15 +116,9 @@ def test_export_rejects_bad_converter_path_and_names(tmp_path):
 def _need_litert() -> None:
     """Skip without the extra / converter, or fail if ``DENOISEZOO_REQUIRE_LITERT=1`` (CI)."""
     missing = pytest.fail if os.environ.get("DENOISEZOO_REQUIRE_LITERT") == "1" else pytest.skip
-    if not litert.litert_available():
-        missing("the litert extra is not installed (pip install 'denoisezoo[litert]')")
-    try:
-        py = litert.converter_python()
-    except LiteRTUnavailableError as exc:
-        missing(str(exc))
-    if py is None and not litert._litert_torch_here():
-        missing(f"no litert-torch converter: set {litert.CONVERTER_ENV} "
-                "(see denoisezoo.streaming.litert)")
+    why = litert.unavailable_reason()
+    if why:
+        missing(why)
 
 
 @pytest.fixture(scope="module")
@@ -175,19 +181,42 @@ def test_litert_batch_and_streamer(tiny_float):
 
 
 def _int8_export(tiny_float, tmp_path, monkeypatch, bits: int):
-    """``export_tflite(int8=True)`` on gtcrn_tiny, reusing the fixture's float conversion."""
-    import shutil
-
+    """``export_tflite(int8=True)`` on gtcrn_tiny, reusing the fixture's float conversion
+    (``float_tflite``: no converter needed)."""
     model, path, _ = tiny_float
-    monkeypatch.setattr(litert, "_convert_float",
-                        lambda m, out: (shutil.copyfile(path, out), {"litert_torch": "fixture"})[1])
-    monkeypatch.setattr(litert, "_litert_torch_here", lambda: True)
+    monkeypatch.setattr(litert, "_litert_torch_here", lambda: False)
     monkeypatch.delenv(litert.CONVERTER_ENV, raising=False)
     audio = [speechlike(16000 * 3, seed=s) for s in (1, 2)]
     q = tmp_path / f"tiny_w8a{bits}.tflite"
     meta = export_tflite(model, q, int8=True, calibration=audio, max_calibration_frames=120,
-                         activation_bits=bits, check_frames=100)
+                         activation_bits=bits, check_frames=100, float_tflite=path)
+    assert meta["converted_from"] == str(path) and meta["litert_torch"]
     return model, q, meta
+
+
+@pytest.mark.slow
+def test_float_tflite_reuse_refuses_another_model(tiny_float, tmp_path):
+    _, path, _ = tiny_float
+    other = gtcrn_tiny().eval()  # different random weights
+    audio = [speechlike(16000, seed=1)]
+    with pytest.raises(ValueError, match="not a float export of this model"):
+        export_tflite(other, tmp_path / "q.tflite", int8=True, calibration=audio,
+                      float_tflite=path)
+    assert not (tmp_path / "q.tflite").exists()
+
+
+@pytest.mark.slow
+def test_failed_check_leaves_no_model_file(tiny_float, tmp_path, monkeypatch):
+    model, path, _ = tiny_float
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("interpreter refused the model")
+
+    monkeypatch.setattr(litert, "_check_export", boom)
+    out = tmp_path / "copy.tflite"
+    with pytest.raises(RuntimeError, match="refused"):
+        export_tflite(model, out, float_tflite=path, check_frames=10)
+    assert not out.exists() and not out.with_suffix(".json").exists()
 
 
 @pytest.mark.slow
@@ -202,6 +231,17 @@ def test_quantized_tflite_within_bound(tiny_float, tmp_path, monkeypatch, bits, 
     # integer everywhere but the ops ai-edge-quantizer leaves float (listed, a known few)
     assert set(meta["compression"]["float_ops"]) <= {"REVERSE_V2", "SQUARED_DIFFERENCE"}
     assert meta["compression"]["float_ops"].get("REVERSE_V2") == 2  # 1 intra GRU pair in tiny
+    if bits == 16:  # int16 ADD / SUB rescale in general form (see _general_int16_add_sub)
+        from ai_edge_litert import schema_py_generated as schema
+        from ai_edge_litert.tools import flatbuffer_utils as fbu
+
+        assert meta["compression"]["int16_add_sub_general_scale"] > 0
+        fb = fbu.read_model(str(q))
+        codes = [fbu.get_builtin_code_from_operator_code(c) for c in fb.operatorCodes]
+        add_sub = [op for op in fb.subgraphs[0].operators if codes[op.opcodeIndex] in
+                   (schema.BuiltinOperator.ADD, schema.BuiltinOperator.SUB)]
+        assert len(add_sub) == meta["compression"]["int16_add_sub_general_scale"]
+        assert not any(op.builtinOptions.potScaleInt16 for op in add_sub)
     lite = LiteRTStepModel(q)  # sidecar from disk
     assert lite.quantized
     want = np.int8 if bits == 8 else np.int16
@@ -215,3 +255,100 @@ def test_quantized_tflite_within_bound(tiny_float, tmp_path, monkeypatch, bits, 
     assert rel < bound, rel
     # the bound is meaningful: the model output is far from its input
     assert float((ref - spec).norm() / ref.norm()) > 2 * bound
+
+
+# ---------------------------------------------------------------------------- load_model(.tflite)
+
+
+def test_load_tflite_without_interpreter_says_what_to_install(tmp_path, monkeypatch, wav_file,
+                                                               capsys):
+    import sys
+
+    from denoisezoo.hub import CheckpointError, load_model
+
+    for mod in ("ai_edge_litert", "ai_edge_litert.interpreter"):
+        monkeypatch.setitem(sys.modules, mod, None)  # import raises ImportError, as if absent
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"TFL3")
+    with pytest.raises(CheckpointError, match=r"pip install 'denoisezoo\[litert\]'"):
+        load_model(path)
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.tflite")
+    src = wav_file(seconds=0.5)
+    rc = main(["denoise", str(src), "-o", str(tmp_path / "o.wav"), "--checkpoint", str(path),
+               "--no-progress"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "m.tflite" in err and "LiteRT interpreter is not installed" in err
+    assert not (tmp_path / "o.wav").exists()
+
+
+@pytest.mark.slow
+def test_load_model_tflite_is_a_drop_in_model(tiny_float):
+    from denoisezoo.compress import LiteRTModel
+    from denoisezoo.hub import load_model
+
+    model, path, _ = tiny_float
+    lite = load_model(path)
+    assert isinstance(lite, LiteRTModel) and lite.eval() is lite
+    assert lite.config == model.config and lite.geometry == model.geometry
+    assert lite.checkpoint_meta["name"] == "tiny_test"
+    assert lite.checkpoint_meta["format"] == "tflite"
+    assert lite.checkpoint_meta["precision"] == "float32"
+    with pytest.raises(TypeError, match="cannot be trained"):
+        lite.train()
+    spec = torch.randn(1, 257, 40, 2, generator=torch.Generator().manual_seed(7))
+    with torch.inference_mode():
+        ref = model(spec)
+    assert (lite(spec) - ref).abs().max() < 1e-4
+    x = torch.from_numpy(speechlike(5000, seed=4))
+    s, e = Streamer(lite), Streamer(model)
+    got = torch.cat([s.feed(x[:333]), s.feed(x[333:]), s.flush()])
+    want = torch.cat([e.feed(x), e.flush()])
+    assert s.backend == "litert" and got.shape == want.shape
+    assert (got - want).abs().max() < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("streaming", [False, True])
+def test_cli_denoise_with_tflite_equals_eager(tiny_float, tmp_path, wav_file, streaming):
+    import soundfile as sf
+
+    _, path, _ = tiny_float
+    ckpt = path.with_name("tiny.pt")  # the fixture's checkpoint of the same weights
+    src = wav_file(seconds=1.3, subtype="FLOAT", seed=2)
+    outs = {}
+    for key, c in (("pt", ckpt), ("tflite", path)):
+        dst = tmp_path / f"{key}.wav"
+        args = ["denoise", str(src), "-o", str(dst), "--checkpoint", str(c), "--no-progress"]
+        assert main(args + (["--streaming"] if streaming else [])) == 0
+        outs[key], sr = sf.read(dst, dtype="float32")
+        assert sr == 16000
+    x = sf.read(src, dtype="float32")[0]
+    assert outs["tflite"].shape == outs["pt"].shape == x.shape
+    assert np.abs(outs["tflite"] - outs["pt"]).max() < 1e-4
+    assert np.abs(outs["pt"] - x).max() > 1e-2  # the model changes the signal
+
+
+@pytest.mark.slow
+def test_cli_evaluate_with_tflite(tiny_float, tmp_path):
+    import soundfile as sf
+
+    _, path, _ = tiny_float
+    data = tmp_path / "data"
+    for sub, seed in (("clean", 0), ("noisy", 0)):
+        (data / sub).mkdir(parents=True)
+        x = speechlike(16000, seed=seed)
+        if sub == "noisy":
+            x = x + 0.05 * np.random.default_rng(9).standard_normal(x.size).astype(np.float32)
+        sf.write(data / sub / "a.wav", x, 16000, subtype="FLOAT")
+    summaries = {}
+    for key, c in (("pt", path.with_name("tiny.pt")), ("tflite", path)):
+        out = tmp_path / key
+        rc = main(["evaluate", "--checkpoint", str(c), "--data", str(data), "-o", str(out),
+                   "--name", "m", "--workers", "1", "--no-progress"])
+        assert rc == 0
+        summaries[key] = json.loads((out / "summary.json").read_text())["m"]
+    for key in ("pesq_wb", "estoi", "si_sdr"):
+        a, b = (summaries[k]["metrics"][key]["mean"] for k in ("pt", "tflite"))
+        assert summaries["tflite"]["scored"] == 1 and abs(a - b) < 1e-3, (key, a, b)

@@ -7,7 +7,7 @@
   QDQ with real calibration frames + states, or dynamic).
 - :mod:`~denoisezoo.compress.qat`: :func:`prepare_qat`, :func:`strip_qat`, :class:`QATCallback`.
 - :mod:`~denoisezoo.compress.artefacts`: :func:`save_compressed`, :class:`OnnxModel`,
-  :func:`from_checkpoint`.
+  :class:`LiteRTModel`, :func:`from_checkpoint`.
 
 Names are imported lazily (Lightning and ONNX Runtime load only when used).
 """
@@ -21,7 +21,8 @@ __all__ = [
     "prune_unstructured", "SparsityCallback", "cubic_sparsity", "magnitude_masks", "sparsity",
     "quantize_step", "fold_batchnorm", "calibration_feeds", "load_calibration_audio",
     "prepare_qat", "strip_qat", "QATCallback",
-    "OnnxModel", "load_onnx_model", "save_compressed", "compression_record", "from_checkpoint",
+    "OnnxModel", "load_onnx_model", "LiteRTModel", "load_litert_model", "save_compressed",
+    "compression_record", "from_checkpoint",
 ]
 
 _WHERE = {
@@ -31,8 +32,8 @@ _WHERE = {
     **dict.fromkeys(["quantize_step", "fold_batchnorm", "calibration_feeds",
                      "load_calibration_audio"], "quantize"),
     **dict.fromkeys(["prepare_qat", "strip_qat", "QATCallback"], "qat"),
-    **dict.fromkeys(["OnnxModel", "load_onnx_model", "save_compressed", "compression_record",
-                     "from_checkpoint"], "artefacts"),
+    **dict.fromkeys(["OnnxModel", "load_onnx_model", "LiteRTModel", "load_litert_model",
+                     "save_compressed", "compression_record", "from_checkpoint"], "artefacts"),
 }
 
 

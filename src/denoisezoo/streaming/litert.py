@@ -53,9 +53,11 @@ those the quantizer does not support, which it wraps in dequantize/quantize: for
 ``SQUARED_DIFFERENCE`` of the LayerNorms (the sidecar lists them under ``float_ops``).
 ``activation_bits=8`` (precision ``"int8"``, recipe ``static_wi8_ai8``): int8 activations and
 int8 I/O; ``activation_bits=16`` (``"int16x8"``, ``static_wi8_ai16``): int16 activations and
-I/O. The I/O tensors (frame, states, out) carry their own scale and zero point;
-:class:`LiteRTStepModel` quantizes and dequantizes at the boundary, so its interface stays
-float. The deviation from PyTorch is measured and stored in the sidecar (``check_rel_err``).
+I/O; there, every ADD / SUB is set to general int16 rescaling (``pot_scale_int16`` off: with it
+on, the interpreter refuses GTCRN's GRU ``1 - z`` once calibration saturates the hidden state,
+see :func:`_general_int16_add_sub`). The I/O tensors (frame, states, out) carry their own scale
+and zero point; :class:`LiteRTStepModel` quantizes and dequantizes at the boundary, so its
+interface stays float. The deviation from PyTorch is measured and stored in the sidecar (``check_rel_err``).
 Measured here on the official GTCRN (DNS3) over the 6 s example clip (376 frames, calibrated on
 100 frames of it): relative spectral error 0.47 for int8, 0.075 for int16x8 (ONNX Runtime's
 mixed INT8 with float GRUs: 0.105). Giving int16 activations to one op family only (fully
@@ -98,6 +100,7 @@ __all__ = [
     "export_tflite",
     "litert_available",
     "quantize_tflite",
+    "unavailable_reason",
 ]
 
 CONVERTER_ENV = "DENOISEZOO_LITERT_PYTHON"
@@ -154,6 +157,21 @@ def converter_python(python: str | Path | None = None) -> str | None:
         raise LiteRTUnavailableError(f"converter python {p!r} ({CONVERTER_ENV}) is not an "
                                      f"executable file; {SETUP_HINT}")
     return p
+
+
+def unavailable_reason(python: str | Path | None = None) -> str | None:
+    """Why :func:`export_tflite` cannot run here (interpreter or converter missing, one line), or
+    ``None`` if it can; for scripts that skip LiteRT work with a stated reason."""
+    if not litert_available():
+        return f"the LiteRT interpreter is not installed ({EXTRA_HINT})"
+    try:
+        py = converter_python(python)
+    except LiteRTUnavailableError as exc:
+        return str(exc).split(";")[0]
+    if py is None and not _litert_torch_here():
+        return (f"no litert-torch converter: set {CONVERTER_ENV} to the converter venv's python "
+                "(see denoisezoo.streaming.litert)")
+    return None
 
 
 def _require_interpreter():
@@ -323,9 +341,13 @@ def quantize_tflite(float_path: str | Path, output: str | Path,
         q = quantizer.Quantizer(str(float_path))
         q.load_quantization_recipe(rcp)
         result = q.quantize(cal.get_model_qsvs(), enable_progress_report=False)
+    data = bytes(result.quantized_model)
+    general_ops = 0
+    if activation_bits == 16:
+        data, general_ops = _general_int16_add_sub(data)
     output = Path(output)
     part = output.with_name(output.name + ".part")
-    part.write_bytes(bytes(result.quantized_model))
+    part.write_bytes(data)
     part.replace(output)
     io_type = "int8" if activation_bits == 8 else "int16"
     float_ops = _float_ops(output)
@@ -338,9 +360,38 @@ def quantize_tflite(float_path: str | Path, output: str | Path,
                   "boundary)",
             "states": f"{io_type} at the graph boundary",
             "float_ops": float_ops,
+            **({"int16_add_sub_general_scale": general_ops} if activation_bits == 16 else {}),
             "calibration_frames": len(feeds),
             "calibration_seconds": round(time.perf_counter() - t0, 1),
             "ai_edge_quantizer": getattr(ai_edge_quantizer, "__version__", None)}
+
+
+def _general_int16_add_sub(data: bytes) -> tuple[bytes, int]:
+    """Clear ``pot_scale_int16`` on every ADD / SUB of a ``.tflite`` (returns the model and the
+    number of ops changed).
+
+    The converter leaves the flag at its default (true), which makes the int16 kernels take
+    their power-of-two-scale path whenever all three scales happen to be powers of two, and that
+    path refuses two inputs that both need a shift ("input1_shift == 0 || input2_shift == 0 was
+    not true ... SUB failed to prepare"). It happens on GTCRN's GRU update ``1 - z`` once the
+    calibrated hidden-state range reaches +-1 (scale 1/32767 ~ 2^-15), e.g. with 2000
+    calibration frames of the official DNS3 model. Without the flag the kernels rescale in
+    general form, for any scales.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils as fbu
+
+    model = fbu.convert_bytearray_to_object(bytearray(data))
+    codes = [fbu.get_builtin_code_from_operator_code(c) for c in model.operatorCodes]
+    wanted = (schema.BuiltinOperator.ADD, schema.BuiltinOperator.SUB)
+    n = 0
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            opts = op.builtinOptions
+            if codes[op.opcodeIndex] in wanted and getattr(opts, "potScaleInt16", False):
+                opts.potScaleInt16 = False
+                n += 1
+    return (bytes(fbu.convert_object_to_bytearray(model)) if n else data), n
 
 
 def _float_ops(path: Path) -> dict[str, int]:
@@ -362,7 +413,7 @@ def export_tflite(model: nn.Module, path: str | Path, int8: bool = False,
                   calibration: Sequence[np.ndarray] | None = None, *, name: str | None = None,
                   overwrite: bool = False, check_frames: int = 0, max_calibration_frames: int = 200,
                   activation_bits: int = 8, python: str | Path | None = None,
-                  timeout: float = 1800.0) -> dict[str, Any]:
+                  timeout: float = 1800.0, float_tflite: str | Path | None = None) -> dict[str, Any]:
     """Export ``model.step`` to LiteRT (batch 1, states as explicit inputs/outputs).
 
     Args:
@@ -385,6 +436,10 @@ def export_tflite(model: nn.Module, path: str | Path, int8: bool = False,
         python: converter interpreter (default ``$DENOISEZOO_LITERT_PYTHON``; not needed when
             ``litert_torch`` imports in this process).
         timeout: seconds allowed for the conversion subprocess.
+        float_tflite: a float32 ``.tflite`` already exported from this same model (sidecar beside
+            it): reused instead of converting again (e.g. to write int8 and int16x8 files from one
+            conversion). It must match ``model`` within 1e-4 on 8 random frames (else
+            ``ValueError``); no converter is needed then.
 
     Returns:
         The sidecar metadata (also written to disk).
@@ -405,10 +460,12 @@ def export_tflite(model: nn.Module, path: str | Path, int8: bool = False,
     state2 = model.initial_state(2, None, torch.float32)
     if not hasattr(state1, "_fields"):
         raise TypeError("the model state must be a NamedTuple of tensors")
-    py = converter_python(python)
-    if py is None and not _litert_torch_here():
-        raise LiteRTUnavailableError(f"converting to LiteRT needs {LITERT_TORCH_REQ}; {SETUP_HINT}")
-    if check_frames > 0 or int8:
+    if float_tflite is None:
+        py = converter_python(python)
+        if py is None and not _litert_torch_here():
+            raise LiteRTUnavailableError(f"converting to LiteRT needs {LITERT_TORCH_REQ}; "
+                                         f"{SETUP_HINT}")
+    if check_frames > 0 or int8 or float_tflite is not None:
         _require_interpreter()
     names = list(state1._fields)
     g: StftGeometry = model.geometry
@@ -416,7 +473,9 @@ def export_tflite(model: nn.Module, path: str | Path, int8: bool = False,
     with tempfile.TemporaryDirectory(prefix="denoisezoo_tfl_") as tmp:
         fpath = Path(tmp) / "float.tflite"
         t0 = time.perf_counter()
-        if py is None:
+        if float_tflite is not None:
+            info = _reuse_float(model, Path(float_tflite), fpath)
+        elif py is None:
             info = _convert_float(model, fpath)
         else:
             info = _convert_subprocess(model, fpath, py, timeout)
@@ -460,24 +519,54 @@ def export_tflite(model: nn.Module, path: str | Path, int8: bool = False,
     if record is not None:
         meta["compression"] = record
     if check_frames > 0:
-        lite = LiteRTStepModel(path, meta=meta)
-        if int8:
-            from denoisezoo.dsp.stft import stft
-
-            n = max(3 * g.sample_rate, check_frames * g.hop_length)
-            spec = stft(torch.as_tensor(calibration[0][:n], dtype=torch.float32)[None], g)
-        else:
-            gen = torch.Generator().manual_seed(0)
-            spec = torch.randn(1, g.n_freqs, check_frames, 2, generator=gen)
-        with torch.inference_mode():
-            ref = model.forward_stateful(spec, None)[0]
-        got = lite.forward_stateful(spec, None)[0]
-        meta["check_frames"] = int(spec.shape[2])
-        meta["check_input"] = "calibration audio" if int8 else "random frames"
-        meta["check_max_abs_diff"] = float((ref - got).abs().max())
-        meta["check_rel_err"] = float((ref - got).norm() / ref.norm().clamp_min(1e-12))
+        try:
+            _check_export(model, path, meta, int8, calibration, check_frames)
+        except BaseException:
+            path.unlink(missing_ok=True)  # no model without its sidecar
+            raise
     side.write_text(json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+def _check_export(model: nn.Module, path: Path, meta: dict[str, Any], int8: bool,
+                  calibration: Sequence[np.ndarray] | None, check_frames: int) -> None:
+    """Run the written model in the interpreter against PyTorch; adds ``check_*`` to ``meta``."""
+    g: StftGeometry = model.geometry
+    lite = LiteRTStepModel(path, meta=meta)
+    if int8:
+        from denoisezoo.dsp.stft import stft
+
+        n = max(3 * g.sample_rate, check_frames * g.hop_length)
+        spec = stft(torch.as_tensor(calibration[0][:n], dtype=torch.float32)[None], g)
+    else:
+        gen = torch.Generator().manual_seed(0)
+        spec = torch.randn(1, g.n_freqs, check_frames, 2, generator=gen)
+    with torch.inference_mode():
+        ref = model.forward_stateful(spec, None)[0]
+    got = lite.forward_stateful(spec, None)[0]
+    meta["check_frames"] = int(spec.shape[2])
+    meta["check_input"] = "calibration audio" if int8 else "random frames"
+    meta["check_max_abs_diff"] = float((ref - got).abs().max())
+    meta["check_rel_err"] = float((ref - got).norm() / ref.norm().clamp_min(1e-12))
+
+
+def _reuse_float(model: nn.Module, src: Path, dst: Path) -> dict[str, Any]:
+    """Copy a float export of ``model`` to ``dst`` after checking it on 8 random frames; returns
+    its converter versions."""
+    lite = LiteRTStepModel(src)
+    if lite.meta.get("precision") != "float32":
+        raise ValueError(f"{src}: float_tflite must be a float32 export, this one is "
+                         f"{lite.meta.get('precision')}")
+    spec = torch.randn(1, lite.geometry.n_freqs, 8, 2, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        ref = model.forward_stateful(spec, None)[0]
+    diff = float((lite.forward_stateful(spec, None)[0] - ref).abs().max())
+    if not diff <= 1e-4:
+        raise ValueError(f"{src}: not a float export of this model (differs by {diff:.2e} on 8 "
+                         "random frames)")
+    dst.write_bytes(src.read_bytes())
+    keys = ("converter", "litert_torch", "torch")
+    return {**{k: lite.meta[k] for k in keys if k in lite.meta}, "converted_from": str(src)}
 
 
 # ------------------------------------------------------------------------ runtime backend
