@@ -20,6 +20,7 @@ from denoisezoo.rnnoise_port import (
     rnnoise_tiny,
 )
 from denoisezoo.rnnoise_port.features import (
+    RealDFT,
     band_matrices,
     dct_matrix,
     log_spectrum_floor,
@@ -117,6 +118,24 @@ def test_dct_orthonormal():
     m = dct_matrix(22, torch.float64)
     assert torch.allclose(m @ m.t(), torch.eye(22, dtype=torch.float64), atol=1e-12)
     assert m[0, 0] == pytest.approx(math.sqrt(1 / 22))
+
+
+@pytest.mark.parametrize("n,factors", [(320, None), (960, (30, 32)), (640, (20, 32))])
+def test_real_dft_matches_torch_fft(n, factors):
+    dft = RealDFT(n)
+    assert dft.factors == factors
+    f = n // 2 + 1
+    x = torch.randn(2, 3, n) * 100
+    ref = torch.fft.rfft(x.double())
+    got = dft(x)
+    assert got.shape == (2, 3, 2 * f)
+    scale = ref.abs().max().item()
+    assert (got[..., :f] - ref.real).abs().max() < 1e-6 * scale
+    assert (got[..., f:] - ref.imag).abs().max() < 1e-6 * scale
+    spec = torch.randn(2, 3, 2 * f)
+    want = torch.fft.irfft(torch.complex(spec[..., :f].double(), spec[..., f:].double()), n=n)
+    # the imaginary parts of the DC and Nyquist bins are ignored, as by irfft
+    assert (dft.inverse(spec) - want).abs().max() < 1e-6 * want.abs().max()
 
 
 def test_log_floor_matches_c_loop():

@@ -119,17 +119,18 @@ def test_enhancement_system_trains_rnnoise():
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
 
 
-def test_cli_fit_three_steps(tmp_path, monkeypatch):
+@pytest.mark.parametrize("config,steps", [("rnnoise_16k", 3), ("rnnoise_48k", 2)])
+def test_cli_fit_a_few_steps(tmp_path, monkeypatch, config, steps):
     if not (SHARED / "data" / "speech" / "dev" / "it").is_dir():
         pytest.skip(f"../shared data not found at {SHARED}")
     from denoisezoo.cli import main
 
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("DENOISEZOO_THREADS", "1")
-    rc = main(["train", "fit", "--config", "configs/rnnoise_16k.yaml", "--trainer.max_steps", "3",
+    rc = main(["train", "fit", "--config", f"configs/{config}.yaml", "--trainer.max_steps", str(steps),
                "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false",
                "--trainer.callbacks", "null", "--trainer.limit_val_batches", "1",
-               "--trainer.val_check_interval", "3", "--trainer.enable_progress_bar", "false",
+               "--trainer.val_check_interval", str(steps), "--trainer.enable_progress_bar", "false",
                "--trainer.enable_checkpointing", "false",
                "--model.init_args.val_metrics", "false", "--data.init_args.num_workers", "0",
                "--data.init_args.train_speech", "[../shared/data/speech/dev/it]",

@@ -2,7 +2,7 @@
 
 Data flow per 10 ms frame (48 kHz: 960-point Vorbis-window STFT, hop 480, 22 bands)::
 
-    spec (B, F, T, 2) --irfft + overlap-add--> time-domain pitch buffers (B, T, L)
+    spec (B, F, T, 2) --inverse DFT + overlap-add--> time-domain pitch buffers (B, T, L)
       -> pitch period T_p, pitch-delayed spectrum P (B, T, F)
       -> band energies Ex, Ep, pitch correlation Exp (B, T, bands)
       -> 42 features: cepstrum (22; first 6 smoothed over 3 frames), first and second differences
@@ -15,6 +15,10 @@ Data flow per 10 ms frame (48 kHz: 960-point Vorbis-window STFT, hop 480, 22 ban
 Everything along time is causal and carried in :class:`RNNoiseState` (time-domain history and
 overlap-add tail for the pitch analysis, the last cepstra, the three GRU states, the last gains),
 so ``forward_stateful`` takes any number of frames and ``step`` is the one-frame case.
+
+Complex spectra are real tensors with a size-2 (real, imaginary) axis, the frame DFTs are matrix
+products with constant bases and all sizes come from the config, so ``step`` exports to ONNX as
+``(frame, *state) -> (out, *next_state)`` (:func:`denoisezoo.streaming.export_onnx`).
 
 The time signal is rebuilt from the spectra the model receives: hop ``t`` of the padded signal is
 exactly the overlap-add of frames ``t - 1`` and ``t`` (power-complementary window), and the newest
@@ -37,13 +41,13 @@ from torch import nn
 
 from denoisezoo.rnnoise_port.config import RNNoiseConfig
 from denoisezoo.rnnoise_port.features import (
+    PitchSearch,
+    RealDFT,
     band_matrices,
     dct_matrix,
-    gather_delayed,
+    log_floor_kernels,
     log_spectrum_floor,
-    pitch_search,
     spectral_variability,
-    triangle_kernel,
 )
 
 __all__ = [
@@ -82,7 +86,8 @@ class RNNoiseFeatures(NamedTuple):
         ex: ``(B, T, bands)`` band energies of the input (int16 scale, normalised FFT).
         ep: ``(B, T, bands)`` band energies of the pitch-delayed frame.
         exp: ``(B, T, bands)`` normalised band correlation of input and pitch-delayed frame.
-        pitch_spec: ``(B, T, F)`` complex spectrum of the pitch-delayed frame (input units).
+        pitch_spec: ``(B, T, 2, F)`` spectrum (real, imaginary) of the pitch-delayed frame
+            (input units).
         period: ``(B, T)`` pitch period in samples (int64).
     """
 
@@ -149,10 +154,10 @@ class KerasGRU(nn.Module):
         u_c = self.recurrent_kernel[:, 2 * n :]
         act = torch.tanh if self.activation == "tanh" else torch.relu
         outs = []
-        for t in range(x.shape[1]):
-            zr = torch.sigmoid(xw[:, t, : 2 * n] + h @ u_zr)  # B, 2N
+        for xt in xw.unbind(1):  # B, 3N per frame
+            zr = torch.sigmoid(xt[:, : 2 * n] + h @ u_zr)  # B, 2N
             z, r = zr[:, :n], zr[:, n:]
-            c = act(xw[:, t, 2 * n :] + (r * h) @ u_c)  # B, N
+            c = act(xt[:, 2 * n :] + (r * h) @ u_c)  # B, N
             h = c + z * (h - c)
             outs.append(h)
         return torch.stack(outs, dim=1), h
@@ -186,13 +191,23 @@ class RNNoise(nn.Module):
         window = self.geometry.make_window(torch.float64)
         tail = window[hop:]
         ana, syn = band_matrices(cfg.band_edges, cfg.n_freqs)
+        floor_before, floor_decay = log_floor_kernels(cfg.n_bands)
+        nd = cfg.num_deltas
         self.register_buffer("window", window.float(), persistent=False)
         self.register_buffer("recover", (tail / (tail.square() + cfg.window_eps)).float(),
                              persistent=False)
         self.register_buffer("band_analysis", ana.t().contiguous(), persistent=False)  # F, bands
         self.register_buffer("band_synthesis", syn.t().contiguous(), persistent=False)  # bands, F
         self.register_buffer("dct", dct_matrix(cfg.n_bands).t().contiguous(), persistent=False)
-        self.register_buffer("decimator", triangle_kernel(cfg.decimation), persistent=False)
+        self.register_buffer("floor_before", floor_before, persistent=False)  # bands, bands + 1
+        self.register_buffer("floor_decay", floor_decay, persistent=False)  # bands, bands + 1
+        self.register_buffer("pcorr_offset", torch.tensor([1.3, 0.9] + [0.0] * (nd - 2))[:nd],
+                             persistent=False)  # nd
+        self.register_buffer("ceps_offset", torch.tensor([12.0, 4.0] + [0.0] * (cfg.n_bands - 2)),
+                             persistent=False)  # bands
+        self.dft = RealDFT(n_fft)
+        self.pitch = PitchSearch(cfg.pitch_buffer_length, n_fft, cfg.min_period, cfg.max_period,
+                                 cfg.decimation, cfg.subharmonic_threshold)
         self._feat_scale = cfg.input_scale / n_fft  # RNNoise: int16 input, FFT scaled by 1 / N
 
         nf = cfg.n_features
@@ -242,56 +257,52 @@ class RNNoise(nn.Module):
             ``(RNNoiseFeatures, state with history, ola and ceps advanced by T frames)``.
         """
         cfg = self.config
-        b, _, t, _ = spec.shape
         if state is None:
-            state = self.initial_state(b, spec.device, spec.dtype)
-        hop, n_fft, h_len = cfg.hop_length, cfg.n_fft, cfg.history_length
-        x = torch.complex(spec[..., 0], spec[..., 1]).transpose(1, 2)  # B, T, F
+            state = self.initial_state(spec.shape[0], spec.device, spec.dtype)
+        hop, h_len, f = cfg.hop_length, cfg.history_length, cfg.n_freqs
+        xs = spec.permute(0, 2, 3, 1)  # B, T, 2, F: (real, imaginary) of each frame
 
         # time-domain buffers rebuilt from the spectra
-        z = torch.fft.irfft(x, n=n_fft)  # B, T, N: window * frame
+        z = self.dft.inverse(xs.flatten(2))  # B, T, N: window * frame (inverse real DFT)
         y = z * self.window  # B, T, N: overlap-add contributions
-        tails = torch.cat([state.ola[:, None], y[:, :-1, hop:]], dim=1)  # B, T, hop
-        exact = tails + y[:, :, :hop]  # B, T, hop: first hop of each frame, exact
+        tails = torch.cat([state.ola[:, None], y[:, :, hop:]], dim=1)  # B, 1 + T, hop
+        exact = tails[:, :-1] + y[:, :, :hop]  # B, T, hop: first hop of each frame, exact
         newest = z[:, :, hop:] * self.recover  # B, T, hop: second hop, window divided out
-        sig = torch.cat([state.history, exact.reshape(b, t * hop)], dim=-1)  # B, H + T hop
-        buf = torch.cat([sig.unfold(-1, h_len + hop, hop), newest], dim=-1)  # B, T, H + 2 hop
+        sig = torch.cat([state.history, exact.flatten(1)], dim=-1)  # B, H + T hop
+        buf = torch.cat([sig.unfold(1, h_len + hop, hop), newest], dim=-1)  # B, T, H + 2 hop
         buf = buf * cfg.input_scale
 
         # pitch period and pitch-delayed spectrum
-        period = pitch_search(buf, n_fft, cfg.min_period, cfg.max_period, cfg.decimation,
-                              self.decimator, cfg.subharmonic_threshold)  # B, T
-        p_frames = gather_delayed(buf, period, n_fft) * (self.window / cfg.input_scale)  # B, T, N
-        p = torch.fft.rfft(p_frames)  # B, T, F (input units, like x)
+        period = self.pitch(buf)  # B, T
+        p_frames = self.pitch.delayed(buf, period) * (self.window / cfg.input_scale)  # B, T, N
+        ps = self.dft(p_frames).unflatten(-1, (2, f))  # B, T, 2, F (input units, like xs)
 
         # band energies and pitch correlation (RNNoise scale)
         s2 = self._feat_scale**2
-        ex = self._band(x.real.square() + x.imag.square()) * s2  # B, T, bands
-        ep = self._band(p.real.square() + p.imag.square()) * s2
-        exp = self._band(x.real * p.real + x.imag * p.imag) * s2
+        ex = self._band(xs.square().sum(-2)) * s2  # B, T, bands
+        ep = self._band(ps.square().sum(-2)) * s2
+        exp = self._band((xs * ps).sum(-2)) * s2
         exp = exp / torch.sqrt(0.001 + ex * ep)
 
         nd = cfg.num_deltas
-        pcorr = exp @ self.dct[:, :nd]  # B, T, nd
-        pcorr = pcorr - pcorr.new_tensor([1.3, 0.9] + [0.0] * (nd - 2))[:nd]
+        pcorr = exp @ self.dct[:, :nd] - self.pcorr_offset  # B, T, nd
         pitch_feat = 0.01 * (period.to(spec.dtype) * (48000.0 / cfg.sample_rate) - 300.0)
 
-        ly = log_spectrum_floor(torch.log10(1e-2 + ex))
-        ceps = ly @ self.dct  # B, T, bands
-        ceps = ceps - ceps.new_tensor([12.0, 4.0] + [0.0] * (cfg.n_bands - 2))
+        ly = log_spectrum_floor(torch.log10(1e-2 + ex), (self.floor_before, self.floor_decay))
+        ceps = ly @ self.dct - self.ceps_offset  # B, T, bands
         hist = torch.cat([state.ceps, ceps], dim=1)  # B, M - 1 + T, bands
         m = cfg.ceps_memory
         c0 = ceps[..., :nd]
-        c1 = hist[:, m - 2 : m - 2 + t, :nd]
-        c2 = hist[:, m - 3 : m - 3 + t, :nd]
+        c1 = hist[:, m - 2 : -1, :nd]  # one frame back
+        c2 = hist[:, m - 3 : -2, :nd]  # two frames back
         variability = spectral_variability(hist, m) - 2.1  # B, T
         features = torch.cat([
             c0 + c1 + c2, ceps[..., nd:], c0 - c2, c0 - 2 * c1 + c2, pcorr,
             pitch_feat[..., None], variability[..., None],
         ], dim=-1)  # B, T, n_features
-        new_state = state._replace(history=sig[:, sig.shape[-1] - h_len :], ola=y[:, -1, hop:],
-                                   ceps=hist[:, hist.shape[1] - (m - 1) :])
-        return RNNoiseFeatures(features, ex, ep, exp, p, period), new_state
+        new_state = state._replace(history=sig[:, -h_len:], ola=y[:, -1, hop:],
+                                   ceps=hist[:, -(m - 1) :])
+        return RNNoiseFeatures(features, ex, ep, exp, ps, period), new_state
 
     # ---------------------------------------------------------------- network
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
@@ -339,12 +350,12 @@ class RNNoise(nn.Module):
             state = self.initial_state(spec.shape[0], spec.device, spec.dtype)
         feats, state = self.extract_features(spec, state)
         gains, vad, state = self._network(feats.features, state)
-        x = torch.complex(spec[..., 0], spec[..., 1]).transpose(1, 2)  # B, T, F
+        xs = spec.permute(0, 2, 3, 1)  # B, T, 2, F
         if cfg.use_pitch_filter:
-            x = self._pitch_filter(x, feats, gains)
+            xs = self._pitch_filter(xs, feats, gains)
         applied = self._decay_limit(gains, state.gains)  # B, T, bands
-        y = x * self._interp(applied)  # B, T, F
-        out = torch.stack([y.real, y.imag], dim=-1).transpose(1, 2)  # B, F, T, 2
+        ys = xs * self._interp(applied)[:, :, None]  # B, T, 2, F
+        out = ys.permute(0, 3, 1, 2)  # B, F, T, 2
         return RNNoiseOutput(out, gains, vad, state._replace(gains=applied[:, -1]))
 
     def _network(self, feats: torch.Tensor, state: RNNoiseState):
@@ -358,15 +369,16 @@ class RNNoise(nn.Module):
         gains = torch.sigmoid(self.denoise_output(den_seq))  # B, T, bands
         return gains, vad, state._replace(vad_h=vad_h, noise_h=noise_h, denoise_h=den_h)
 
-    def _pitch_filter(self, x: torch.Tensor, f: RNNoiseFeatures, g: torch.Tensor) -> torch.Tensor:
-        """RNNoise ``pitch_filter``: add the pitch-delayed spectrum where the pitch correlation
-        exceeds what the gain implies, then restore each band's energy."""
+    def _pitch_filter(self, xs: torch.Tensor, f: RNNoiseFeatures, g: torch.Tensor
+                      ) -> torch.Tensor:
+        """RNNoise ``pitch_filter`` on ``xs (B, T, 2, F)``: add the pitch-delayed spectrum where
+        the pitch correlation exceeds what the gain implies, then restore each band's energy."""
         g2, e2 = g.square(), f.exp.square()
         r = (e2 * (1 - g2) / (0.001 + g2 * (1 - e2))).clamp(1e-12, 1.0).sqrt()
         r = torch.where(f.exp > g, torch.ones_like(r), r) * torch.sqrt(f.ex / (1e-8 + f.ep))
-        xf = x + self._interp(r) * f.pitch_spec  # B, T, F
-        new_e = self._band(xf.real.square() + xf.imag.square()) * self._feat_scale**2
-        return xf * self._interp(torch.sqrt(f.ex / (1e-8 + new_e)))
+        xf = xs + self._interp(r)[:, :, None] * f.pitch_spec  # B, T, 2, F
+        new_e = self._band(xf.square().sum(-2)) * self._feat_scale**2
+        return xf * self._interp(torch.sqrt(f.ex / (1e-8 + new_e)))[:, :, None]
 
     def _decay_limit(self, g: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """``g_t <- max(g_t, a g_{t-1})`` over frames, as a cumulative maximum in the log domain
@@ -375,6 +387,8 @@ class RNNoise(nn.Module):
         a = self.config.gain_decay
         if a <= 0:
             return g
+        if g.shape[1] == 1:  # one frame (the streaming step, also in ONNX): the recursion itself
+            return torch.maximum(g, a * last[:, None])
         la = math.log(a)
         t = g.shape[1]
         logs = torch.cat([last[:, None], g], dim=1).double().clamp_min(1e-30).log()  # B, 1+T, bands
@@ -385,7 +399,7 @@ class RNNoise(nn.Module):
 
 def mac_counters() -> dict[type, object]:
     """Counters for :func:`denoisezoo.profile.count_macs` (convention of that module: one MAC or
-    elementwise operation counts 1; a real FFT of size ``n`` counts ``2 n log2 n``)."""
+    elementwise operation counts 1; the frame DFTs are matrix products and count as such)."""
 
     def gru(m: KerasGRU, inp, out) -> int:
         x = inp[0]
@@ -393,30 +407,28 @@ def mac_counters() -> dict[type, object]:
         n, i = m.hidden_size, m.input_size
         return b * t * (3 * n * (i + n) + 3 * n + 8 * n)  # products, bias, gate arithmetic
 
+    def pitch(m: PitchSearch, inp, out) -> int:
+        rows = inp[0].numel() // m.length
+        lags_d = m.n_lags_d
+        per_row = (m.length_d * m.taps  # decimation filter
+                   + 2 * lags_d * m.win_d + 4 * lags_d  # coarse correlations, energies, norm
+                   + 2 * m.n_fine * m.win + m.win + 4 * m.n_fine)  # full-rate candidates
+        return rows * per_row
+
     def model(m: RNNoise, inp, out) -> int:
         spec = inp[0]
         b, f, t, _ = spec.shape
         cfg = m.config
         n, nb = cfg.n_fft, cfg.n_bands
-        d = cfg.decimation
-        lb = cfg.pitch_buffer_length
-        ld = lb // d
-
-        def fft(k: int) -> int:
-            k = 1 << max(0, (k - 1).bit_length())
-            return int(2 * k * math.log2(k))
-
-        recon = fft(n) + 3 * n  # irfft, two windowings, overlap-add
-        pitch = (lb * (2 * d - 1) // d  # decimation filter
-                 + 3 * fft(ld) + 4 * ld  # coarse normalised xcorr
-                 + 3 * fft(lb) + 4 * lb  # full-rate refinement
-                 + 2 * n + fft(n))  # delayed frame: windowing + FFT
+        recon = m.dft.macs + 3 * n  # inverse DFT, two windowings, overlap-add
+        delayed = n + m.dft.macs  # delayed frame: windowing + DFT
         bands = 3 * (2 * f * nb + 2 * f) + 4 * nb  # Ex, Ep, Exp + normalisation
-        ceps = 2 * nb * nb + 6 * nb + cfg.ceps_memory**2 * nb * 3 + 8 * cfg.num_deltas
+        floor = 2 * nb * (nb + 1) + 2 * nb  # two max-plus products of the log floor
+        ceps = 2 * nb * nb + 6 * nb + floor + cfg.ceps_memory**2 * nb * 3 + 8 * cfg.num_deltas
         dense_act = cfg.dense_size + 1 + nb  # tanh / sigmoid of the dense layers
         filt = (12 * nb + 2 * f * nb + 4 * f  # r, interpolation, X + r P
                 + 2 * f * nb + 2 * f + 3 * nb + f * nb + 2 * f) if cfg.use_pitch_filter else 0
         gains = 4 * nb + f * nb + 2 * f  # decay limit, interpolation, complex scaling
-        return b * t * (recon + pitch + bands + ceps + dense_act + filt + gains)
+        return b * t * (recon + delayed + bands + ceps + dense_act + filt + gains)
 
-    return {KerasGRU: gru, RNNoise: model}
+    return {KerasGRU: gru, PitchSearch: pitch, RNNoise: model}

@@ -3,9 +3,10 @@
 The exported graph is the one-frame step with every state tensor as an explicit input and output::
 
     inputs:  frame (1, F, 2), then the state tensors in the model's state order
-             (GTCRN: conv (1, C, L, W), tra (2 n_blocks, 1, C), rnn (n_dual_path, 1, W, C))
+             (GTCRN: conv (1, C, L, W), tra (2 n_blocks, 1, C), rnn (n_dual_path, 1, W, C);
+             RNNoise: history, ola, ceps, vad_h, noise_h, denoise_h, gains)
     outputs: out (1, F, 2), then the next state tensors named "<name>_out" in the same order
-             (GTCRN: out, conv_out, tra_out, rnn_out)
+             (GTCRN: out, conv_out, tra_out, rnn_out); per-frame VAD is not exported
 
 Batch is static (1); :class:`OnnxStepModel` runs several streams one after the other. A JSON
 sidecar next to the ``.onnx`` file (same stem, ``.json``) records the geometry, the input and
@@ -17,7 +18,9 @@ torch 2.11 needs ``onnxscript`` and was not used. Default opset 17, the first wi
 ``LayerNormalization`` (lower opsets decompose it into elementary ops). The graph holds only
 standard ``ai.onnx`` operators (Conv, ConvTranspose, GRU, Gemm/MatMul, LayerNormalization,
 elementwise ops, reshapes); the STFT stays outside the graph, so no ``DFT`` / ``STFT`` ops
-(unsupported by several mobile runtimes) are needed.
+(unsupported by several mobile runtimes) are needed. The RNNoise step adds Gather /
+GatherElements, ArgMax, ReduceMax/Min/Sum, Round, Log and comparisons (pitch search, features);
+its frame DFTs are MatMuls with constant bases (``rnnoise_port.features.RealDFT``).
 """
 
 from __future__ import annotations
