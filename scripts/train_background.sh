@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# Start or resume the long GTCRN training runs in the background (one torch thread each), logging to
-# runs/NAME.log. Usage: scripts/train_background.sh [distill] [alone] [large]   (default: distill alone)
+# Start or resume long training runs in the background (one torch thread each), logging to
+# runs/NAME.log. Usage:
+#   scripts/train_background.sh [RUN...] [-- EXTRA LightningCLI ARGS]
+# RUN is a config name (configs/RUN.yaml, e.g. rnnoise_16k) or a GTCRN short name (distill, alone,
+# large -> configs/gtcrn_RUN.yaml); default: distill alone. EXTRA args go to every run started from
+# scratch or resumed, e.g. `-- --model.init_args.init_from gtcrn` to warm-start from the shipped model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p runs
-runs=("$@")
+runs=(); extra=()
+while [ $# -gt 0 ]; do
+  if [ "$1" = "--" ]; then shift; extra=("$@"); break; fi
+  runs+=("$1"); shift
+done
 [ ${#runs[@]} -eq 0 ] && runs=(distill alone)
 for r in "${runs[@]}"; do
-  cfg="configs/gtcrn_$r.yaml"
-  [ -f "$cfg" ] || { echo "no $cfg" >&2; exit 1; }
-  if pgrep -f "train fit --config $cfg" >/dev/null; then echo "$r: already running"; continue; fi
+  name="$r"; [ -f "configs/$name.yaml" ] || name="gtcrn_$r"
+  cfg="configs/$name.yaml"
+  [ -f "$cfg" ] || { echo "no configs/$r.yaml or $cfg" >&2; exit 1; }
+  if pgrep -f "train fit --config $cfg" >/dev/null; then echo "$name: already running"; continue; fi
   resume=()
-  [ -f "runs/gtcrn_$r/checkpoints/last.ckpt" ] && resume=(--ckpt_path last)
+  [ -f "runs/$name/checkpoints/last.ckpt" ] && resume=(--ckpt_path last)
   DENOISEZOO_THREADS=1 nohup denoisezoo train fit --config "$cfg" --trainer.enable_progress_bar false \
-    "${resume[@]}" >> "runs/gtcrn_$r.log" 2>&1 &
-  echo "$r: started (pid $!, ${resume[*]:-from scratch})"
+    "${resume[@]}" "${extra[@]}" >> "runs/$name.log" 2>&1 &
+  echo "$name: started (pid $!, ${resume[*]:-from scratch} ${extra[*]:-})"
 done
