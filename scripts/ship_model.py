@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extra-hours", type=float, default=0.0,
                     help="training wall hours not recorded in the checkpoint "
                          "(runs started before the counter)")
+    ap.add_argument("--prior-steps", type=int, default=0,
+                    help="steps the warm-start source (the run's init_from) had already trained; "
+                         "added to the checkpoint's own steps in the model card")
     ap.add_argument("--note", default="", help="free text for the model card")
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
@@ -47,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     hp = ck.get("hyper_parameters", {})
     counters = ck.get("denoisezoo_counters", {})
     hours = counters.get("train_seconds", 0.0) / 3600 + args.extra_hours
-    steps = int(ck["global_step"])
+    steps = int(ck["global_step"]) + args.prior_steps
     dev = build_devset(args.shared, args.devset_dir)
     res = evaluate_systems({args.name: lambda x, sr: enhance_array(model, x, sr)}, dev, workers=2,
                            progress=False)
@@ -69,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         "metrics_data": f"denoisezoo devset v1 ({res['summary'][args.name]['scored']} pairs, dev speech "
                         "+ dev noise of ../shared; see denoisezoo.datasets.devset)",
         "source_checkpoint": args.checkpoint.name,
+        "warm_start": ({"from": hp["init_from"], "steps": args.prior_steps}
+                       if hp.get("init_from") else None),
         "note": args.note,
     }
     save_checkpoint(model, out, name=args.name, meta=meta)
