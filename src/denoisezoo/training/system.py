@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
@@ -70,6 +70,20 @@ def warm_start(model: nn.Module, source: str) -> list[str]:
     return copied
 
 
+class StudentPass(NamedTuple):
+    """One forward of the trained model, ready for the loss.
+
+    Fields: ``spec`` enhanced ``(B, F, T, 2)``; ``wav`` its synthesis ``(B, N)``; ``loss_kwargs``
+    the extra keyword arguments of the loss (``noisy_spec``, ``outputs``); ``mask`` the complex
+    mask ``(B, 2, T, F)`` when asked for, else ``None``.
+    """
+
+    spec: torch.Tensor
+    wav: torch.Tensor
+    loss_kwargs: dict[str, Any]
+    mask: torch.Tensor | None
+
+
 class EnhancementSystem(L.LightningModule):
     """Supervised training of a spectral enhancement model on ``(noisy, clean)`` waveform batches.
 
@@ -123,20 +137,36 @@ class EnhancementSystem(L.LightningModule):
         """Enhance ``(B, N)`` waveforms."""
         return self.synthesise(self.model(self.analyse(noisy)), noisy.shape[-1])
 
-    def compute_loss(self, noisy: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        n = noisy.shape[-1]
-        noisy_spec, clean_spec = self.analyse(noisy), self.analyse(clean)
+    def student_pass(self, noisy_spec: torch.Tensor, length: int,
+                     with_mask: bool = False) -> StudentPass:
+        """Run the model on ``noisy_spec (B, F, T, 2)`` and collect what ``self.loss`` needs.
+
+        ``length`` is the waveform length ``N`` to synthesise. With ``with_mask`` the model runs
+        through ``forward_with_mask`` and its complex mask is returned too. Losses with
+        ``needs_model_outputs`` (e.g. RNNoise band gains + VAD) get the model's full outputs
+        (``forward_with_gains``), losses with ``needs_noisy_spec`` the noisy spectrum.
+        """
         extra: dict[str, Any] = {}
-        if getattr(self.loss, "needs_model_outputs", False):
-            # losses on a model's own outputs (e.g. RNNoise band gains + VAD) get them all
+        mask = None
+        wants_outputs = getattr(self.loss, "needs_model_outputs", False)
+        if with_mask:
+            if wants_outputs:
+                raise ValueError(f"{type(self.loss).__name__} needs the model's outputs; it cannot "
+                                 "be combined with mask matching (mask_weight)")
+            est_spec, _, mask = self.model.forward_with_mask(noisy_spec)
+        elif wants_outputs:
             out = self.model.forward_with_gains(noisy_spec)
             est_spec, extra["outputs"] = out.spec, out
         else:
             est_spec = self.model(noisy_spec)
-        est_wav = self.synthesise(est_spec, n)
         if getattr(self.loss, "needs_noisy_spec", False):
             extra["noisy_spec"] = noisy_spec
-        loss = self.loss(est_spec, clean_spec, est_wav, clean, **extra)
+        return StudentPass(est_spec, self.synthesise(est_spec, length), extra, mask)
+
+    def compute_loss(self, noisy: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        noisy_spec, clean_spec = self.analyse(noisy), self.analyse(clean)
+        s = self.student_pass(noisy_spec, noisy.shape[-1])
+        loss = self.loss(s.spec, clean_spec, s.wav, clean, **s.loss_kwargs)
         return loss, {}
 
     # ------------------------------------------------------------ training
@@ -256,51 +286,82 @@ class DistillationSystem(EnhancementSystem):
     """Teacher-to-student training: ``alpha * L(student, teacher) + (1 - alpha) * L(student, clean)``
     plus optionally ``mask_weight * MSE(student mask, teacher mask)`` (intermediate distillation).
 
+    The teacher's output takes the place of the clean reference in the first term, with the same
+    loss and the same extra loss arguments as the second (``noisy_spec``, the student's
+    ``outputs``); so :class:`~denoisezoo.training.losses.RNNoiseLoss` distils in the band-gain
+    domain: gain targets from the teacher's spectrum vs the noisy one, VAD labels from the
+    teacher's waveform.
+
+    Teacher and student must share the sample rate; their STFT geometries may differ (e.g. a GTCRN
+    teacher, 512-point sqrt-Hann frames with hop 256, for an RNNoise student, 320/160 Vorbis). Then
+    the teacher enhances its own STFT of the noisy waveform (with its own window), its output is
+    synthesised to a waveform and re-analysed with the student's geometry to give the teacher's
+    reference spectrum. With equal geometries the teacher runs on the student's noisy spectrum.
+
     Args:
         model: the student.
-        teacher: any zoo model with the same STFT geometry (frozen, kept in eval mode), e.g.
-            ``Pretrained("path/to/official.tar")`` or a trained ``gtcrn_large``.
+        teacher: any zoo model with ``geometry`` and ``forward(spec)`` (frozen, kept in eval mode),
+            e.g. ``Pretrained("path/to/official.tar")`` or a trained ``gtcrn_large``.
         alpha: weight of the distillation term.
         mask_weight: weight of the complex-mask matching term (both models must expose
-            ``forward_with_mask``).
+            ``forward_with_mask`` and share the STFT geometry).
+        **kwargs: the :class:`EnhancementSystem` arguments (``loss``, ``lr``, ...).
+
+    Raises:
+        ValueError: if the sample rates differ, or ``mask_weight > 0`` with differing geometries.
     """
 
     def __init__(self, model: nn.Module, teacher: nn.Module, alpha: float = 0.5,
                  mask_weight: float = 0.0, **kwargs):
         super().__init__(model, **kwargs)
-        if teacher.geometry != model.geometry:
-            raise ValueError(f"teacher geometry {teacher.geometry} differs from student {model.geometry}")
+        t_geom, s_geom = teacher.geometry, model.geometry
+        if t_geom.sample_rate != s_geom.sample_rate:
+            raise ValueError(f"teacher sample rate {t_geom.sample_rate} Hz differs from the student's "
+                             f"{s_geom.sample_rate} Hz; distil from a teacher at the student's rate")
+        self.same_geometry = t_geom == s_geom
+        if mask_weight and not self.same_geometry:
+            raise ValueError(f"mask_weight={mask_weight} needs equal STFT geometries (the masks' "
+                             f"shapes differ): teacher {t_geom}, student {s_geom}; use mask_weight=0")
         self.teacher = teacher.eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         self.teacher_source = getattr(teacher, "source", type(teacher).__name__)
+        self.teacher_geometry = t_geom
+        self.register_buffer("teacher_window", t_geom.make_window(torch.float32), persistent=False)
 
     def train(self, mode: bool = True):
         super().train(mode)
         self.teacher.eval()
         return self
 
-    def compute_loss(self, noisy, clean):
+    @torch.no_grad()
+    def teacher_reference(self, noisy: torch.Tensor, noisy_spec: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The teacher's output for ``noisy (B, N)`` (``noisy_spec`` its STFT in the student's
+        geometry): ``(spectrum (B, F, T, 2) in the student's geometry, waveform (B, N), mask or
+        None)``; the mask only with ``mask_weight`` (then the geometries are equal)."""
         n = noisy.shape[-1]
-        noisy_spec, clean_spec = self.analyse(noisy), self.analyse(clean)
-        with torch.no_grad():
+        if self.same_geometry:
             if self.hparams.mask_weight:
                 t_spec, _, t_mask = self.teacher.forward_with_mask(noisy_spec)
             else:
-                t_spec = self.teacher(noisy_spec)
-            t_wav = self.synthesise(t_spec, n)
-        if self.hparams.mask_weight:
-            est_spec, _, s_mask = self.model.forward_with_mask(noisy_spec)
-        else:
-            est_spec = self.model(noisy_spec)
-        est_wav = self.synthesise(est_spec, n)
-        l_teacher = self.loss(est_spec, t_spec, est_wav, t_wav)
-        l_clean = self.loss(est_spec, clean_spec, est_wav, clean)
+                t_spec, t_mask = self.teacher(noisy_spec), None
+            return t_spec, self.synthesise(t_spec, n), t_mask
+        g, w = self.teacher_geometry, self.teacher_window
+        t_wav = istft(self.teacher(stft(noisy, g, w)), g, n, w)
+        return self.analyse(t_wav), t_wav, None
+
+    def compute_loss(self, noisy, clean):
+        noisy_spec, clean_spec = self.analyse(noisy), self.analyse(clean)
+        t_spec, t_wav, t_mask = self.teacher_reference(noisy, noisy_spec)
+        s = self.student_pass(noisy_spec, noisy.shape[-1], with_mask=bool(self.hparams.mask_weight))
+        l_teacher = self.loss(s.spec, t_spec, s.wav, t_wav, **s.loss_kwargs)
+        l_clean = self.loss(s.spec, clean_spec, s.wav, clean, **s.loss_kwargs)
         a = self.hparams.alpha
         loss = a * l_teacher + (1 - a) * l_clean
         parts = {"loss_teacher": l_teacher.detach(), "loss_clean": l_clean.detach()}
         if self.hparams.mask_weight:
-            l_mask = nn.functional.mse_loss(s_mask, t_mask)
+            l_mask = nn.functional.mse_loss(s.mask, t_mask)
             loss = loss + self.hparams.mask_weight * l_mask
             parts["loss_mask"] = l_mask.detach()
         return loss, parts
