@@ -352,3 +352,30 @@ def test_cli_evaluate_with_tflite(tiny_float, tmp_path):
     for key in ("pesq_wb", "estoi", "si_sdr"):
         a, b = (summaries[k]["metrics"][key]["mean"] for k in ("pt", "tflite"))
         assert summaries["tflite"]["scored"] == 1 and abs(a - b) < 1e-3, (key, a, b)
+
+
+@pytest.mark.slow
+def test_rnnoise_step_converts_and_streams(tmp_path):
+    """The RNNoise port's step (pitch search, band features, GRUs) converts to LiteRT float32 and
+    streams like the eager model (it used integer arg_max, a runtime iota and pow: all rejected)."""
+    _need_litert()
+    from denoisezoo.hub import save_checkpoint
+    from denoisezoo.rnnoise_port import rnnoise_tiny
+
+    torch.manual_seed(7)
+    model = rnnoise_tiny().eval()
+    ckpt = save_checkpoint(model, tmp_path / "rn.pt", name="rn_test")
+    out = tmp_path / "rn.tflite"
+    assert main(["export", "tflite", "--checkpoint", str(ckpt), "-o", str(out),
+                 "--check-frames", "200"]) == 0
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["check_max_abs_diff"] < 1e-4
+    lite = LiteRTStepModel(out)
+    x = torch.from_numpy(speechlike(16000))
+    outs = {}
+    for key, m in (("torch", model), ("litert", lite)):
+        s = Streamer(m)
+        outs[key] = torch.cat([s.feed(x[:777]), s.feed(x[777:]), s.flush()])
+    assert outs["litert"].shape == outs["torch"].shape
+    assert outs["torch"].abs().max() > 1e-3  # not silence
+    assert (outs["litert"] - outs["torch"]).abs().max() < 1e-4

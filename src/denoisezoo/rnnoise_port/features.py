@@ -372,7 +372,8 @@ class PitchSearch(nn.Module):
             rbest, j = rn.max(-1)
             cand = _take(near, j[..., None])[..., 0]  # N, K
             ok = (cand >= lo) & (rbest >= self.threshold * r0[:, None])
-            score = torch.where(ok, ks, torch.zeros_like(ks))  # N, K
+            # float scores: LiteRT has no integer arg_max
+            score = torch.where(ok, ks, torch.zeros_like(ks)).to(rd.dtype)  # N, K
             best_k = score.argmax(-1, keepdim=True)
             use = _take(score, best_k)[:, 0] > 0
             t0 = torch.where(use, _take(cand, best_k)[:, 0], t0)
@@ -452,18 +453,22 @@ def log_spectrum_floor(ly: torch.Tensor,
     return (torch.cat([init, a], dim=-1)[..., None, :] + decay).amax(-1)
 
 
-def spectral_variability(ceps: torch.Tensor, memory: int) -> torch.Tensor:
+def spectral_variability(ceps: torch.Tensor, memory: int,
+                         self_pairs: torch.Tensor | None = None) -> torch.Tensor:
     """Non-stationarity: over the last ``memory`` cepstra, the mean of each one's squared distance
     to its nearest other one (RNNoise ``spec_variability``, before its ``- 2.1`` offset).
 
     Args:
         ceps: ``(B, memory - 1 + T, C)`` cepstra (history first).
+        self_pairs: ``(memory, memory)`` boolean identity (built here if not given).
 
     Returns:
         ``(B, T)``.
     """
     win = ceps.unfold(1, memory, 1)  # B, T, C, M
     win = win.transpose(-1, -2)  # B, T, M, C
-    dist = (win[..., :, None, :] - win[..., None, :, :]).square().sum(-1)  # B, T, M, M
-    eye = torch.eye(memory, dtype=torch.bool, device=ceps.device)
-    return dist.masked_fill(eye, float("inf")).amin(-1).mean(-1)
+    diff = win[..., :, None, :] - win[..., None, :, :]  # B, T, M, M, C
+    dist = (diff * diff).sum(-1)  # B, T, M, M (a product: LiteRT rejects the pow of .square())
+    if self_pairs is None:  # a constant: models pass it as a buffer (LiteRT has no runtime iota)
+        self_pairs = torch.eye(memory, dtype=torch.bool, device=ceps.device)
+    return dist.masked_fill(self_pairs, float("inf")).amin(-1).mean(-1)

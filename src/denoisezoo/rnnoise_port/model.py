@@ -191,6 +191,8 @@ class RNNoise(nn.Module):
         window = self.geometry.make_window(torch.float64)
         tail = window[hop:]
         ana, syn = band_matrices(cfg.band_edges, cfg.n_freqs)
+        self.register_buffer("self_pairs", torch.eye(cfg.ceps_memory, dtype=torch.bool),
+                             persistent=False)  # spectral_variability's excluded pairs
         floor_before, floor_decay = log_floor_kernels(cfg.n_bands)
         nd = cfg.num_deltas
         self.register_buffer("window", window.float(), persistent=False)
@@ -295,7 +297,7 @@ class RNNoise(nn.Module):
         c0 = ceps[..., :nd]
         c1 = hist[:, m - 2 : -1, :nd]  # one frame back
         c2 = hist[:, m - 3 : -2, :nd]  # two frames back
-        variability = spectral_variability(hist, m) - 2.1  # B, T
+        variability = spectral_variability(hist, m, self.self_pairs) - 2.1  # B, T
         features = torch.cat([
             c0 + c1 + c2, ceps[..., nd:], c0 - c2, c0 - 2 * c1 + c2, pcorr,
             pitch_feat[..., None], variability[..., None],
