@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,10 +15,6 @@ from denoisezoo.gtcrn import GTCRNConfig, gtcrn_tiny
 from denoisezoo.rnnoise_port import rnnoise_tiny
 from denoisezoo.training import DistillationSystem
 from denoisezoo.training.losses import RNNoiseLoss
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-TEACHER = SHARED / "reference/gtcrn/checkpoints/stream_onnx_models__model_trained_on_dns3.tar"
 
 
 class _Identity(nn.Module):
@@ -107,27 +102,3 @@ def test_mismatched_geometry_or_rate_raises():
     with pytest.raises(ValueError, match="sample rate"):
         _system(_Identity(StftGeometry(48000, 960, 480)))
     _system(gtcrn_tiny(), mask_weight=0.0)  # no mask matching: fine
-
-
-def test_cli_fit_two_steps_with_the_official_teacher(tmp_path, monkeypatch):
-    if not (SHARED / "data" / "speech" / "dev" / "it").is_dir():
-        pytest.skip(f"../shared data not found at {SHARED}")
-    if not TEACHER.is_file():
-        pytest.skip(f"official GTCRN checkpoint not found at {TEACHER}")
-    from denoisezoo.cli import main
-
-    monkeypatch.chdir(REPO)
-    monkeypatch.setenv("DENOISEZOO_THREADS", "1")
-    steps = 2
-    rc = main(["train", "fit", "--config", "configs/rnnoise_16k_distill.yaml",
-               "--trainer.max_steps", str(steps),
-               "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false",
-               "--trainer.callbacks", "null", "--trainer.limit_val_batches", "1",
-               "--trainer.val_check_interval", str(steps), "--trainer.enable_progress_bar", "false",
-               "--trainer.enable_checkpointing", "false",
-               "--model.init_args.val_metrics", "false", "--data.init_args.num_workers", "0",
-               "--data.init_args.train_speech", "[../shared/data/speech/dev/it]",
-               "--data.init_args.train_noise", "[../shared/data/noise/dev]",
-               "--data.init_args.batch_size", "2", "--data.init_args.segment_seconds", "1.0",
-               "--data.init_args.val_length", "2", "--data.init_args.val_segment_seconds", "1.0"])
-    assert rc in (0, None)

@@ -119,10 +119,16 @@ def test_enhancement_system_trains_rnnoise():
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
 
 
-@pytest.mark.parametrize("config,steps", [("rnnoise_16k", 3), ("rnnoise_48k", 2)])
+@pytest.mark.parametrize("config,steps", [("rnnoise_16k", 3), ("rnnoise_48k", 2),
+                                          ("rnnoise_16k_distill", 2)])
 def test_cli_fit_a_few_steps(tmp_path, monkeypatch, config, steps):
+    """Each RNNoise config trains through LightningCLI (the distilled one with the official GTCRN
+    teacher: another STFT geometry, distilled in the band-gain domain)."""
     if not (SHARED / "data" / "speech" / "dev" / "it").is_dir():
         pytest.skip(f"../shared data not found at {SHARED}")
+    teacher = SHARED / "reference/gtcrn/checkpoints/stream_onnx_models__model_trained_on_dns3.tar"
+    if config.endswith("distill") and not teacher.is_file():
+        pytest.skip(f"official GTCRN checkpoint not found at {teacher}")
     from denoisezoo.cli import main
 
     monkeypatch.chdir(REPO)
