@@ -174,7 +174,28 @@ class GTConvBlock(nn.Module):
 
 
 class GRNN(nn.Module):
-    """Grouped GRU: the features and the hidden state are split in two, each half has its GRU."""
+    """Grouped GRU: the features and the hidden state are split in two, each half has its GRU.
+
+    Two numerically equivalent paths (outputs agree to float rounding):
+
+    * reference: ``rnn1`` and ``rnn2`` (:class:`torch.nn.GRU`) called one after the other; a
+      bidirectional GRU runs its two directions one after the other too, so a grouped
+      bidirectional GRU is four sequential recurrences of ``hidden_size // 2`` units.
+    * fused: the ``G * D`` recurrences (groups x directions) as ONE ``torch.gru`` recurrence
+      of ``D * hidden_size`` units with block-diagonal weights built from the same parameters
+      (:meth:`fused_weights`); the backward directions read the time-reversed input and their
+      outputs are reversed back. Four times fewer sequential cell steps for the intra-frame GRU
+      (33 bands per frame), where per-op overhead dominates on CPU: one intra-frame GRU call of
+      the paper model's step about 3.8x faster, the whole eager step about 1.5x, a CPU training
+      step (batch 8 x 3 s) about 1.1x (measured with one thread on a loaded 2-core machine).
+
+    :meth:`forward` takes the fused path (:meth:`use_fused`) on CPU, in training as in inference
+    (the weights are rebuilt differentiably while autograd needs them, else cached), unless
+    something needs the reference path: ONNX export, tracing, scripting or ``torch.compile`` /
+    ``torch.export`` (exports keep their ``GRU`` operators), forward hooks on ``rnn1`` / ``rnn2``
+    or global module hooks (MAC counting, the Taylor pruning criterion), or a non-CPU device
+    (cuDNN runs the reference path in one kernel). ``fused=False`` / ``True`` forces a path.
+    """
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool):
         super().__init__()
@@ -183,9 +204,23 @@ class GRNN(nn.Module):
                            bidirectional=bidirectional)
         self.rnn2 = nn.GRU(input_size // 2, hidden_size // 2, 1, batch_first=True,
                            bidirectional=bidirectional)
+        # (key, weights, backward-unit mask) of the last fused_weights build; not in state_dict
+        self._fused_cache: tuple | None = None
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None):
-        """``x (N, L, input)``, ``h (D, N, hidden)`` -> ``(y (N, L, D * hidden), h')``."""
+    @property
+    def bidirectional(self) -> bool:
+        return self.rnn1.bidirectional
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None, fused: bool | None = None):
+        """``x (N, L, input)``, ``h (D, N, hidden)`` -> ``(y (N, L, D * hidden), h')``.
+
+        ``y`` holds ``[rnn1 fwd, rnn1 bwd, rnn2 fwd, rnn2 bwd]`` (``hidden // 2`` each) and
+        ``h'[d]`` holds ``[rnn1 dir d, rnn2 dir d]``, as with the reference path.
+        """
+        if fused is None:
+            fused = self.use_fused(x)
+        if fused:
+            return self._forward_fused(x, h)
         x1, x2 = torch.chunk(x, 2, dim=-1)
         if h is None:
             h1 = h2 = None
@@ -194,6 +229,83 @@ class GRNN(nn.Module):
         y1, h1 = self.rnn1(x1, h1)
         y2, h2 = self.rnn2(x2, h2)
         return torch.cat([y1, y2], dim=-1), torch.cat([h1, h2], dim=-1)
+
+    def use_fused(self, x: torch.Tensor) -> bool:
+        """Whether :meth:`forward` takes the fused path for input ``x`` (see the class doc)."""
+        if x.device.type != "cpu" or torch.jit.is_scripting() or torch.jit.is_tracing():
+            return False
+        if torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
+            return False
+        if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
+            return False
+        return not any(m._forward_hooks or m._forward_pre_hooks for m in (self.rnn1, self.rnn2))
+
+    def _units(self) -> list[tuple[nn.GRU, str]]:
+        """The recurrences in fused unit order: ``(rnn1, fwd), (rnn1, bwd), (rnn2, fwd), ...``."""
+        sfx = ("", "_reverse") if self.bidirectional else ("",)
+        return [(rnn, s) for rnn in (self.rnn1, self.rnn2) for s in sfx]
+
+    def fused_weights(self) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Block-diagonal ``torch.gru`` parameters ``[w_ih, w_hh, b_ih, b_hh]`` of the fused
+        recurrence and the ``(D * hidden,)`` bool mask of its backward-direction units.
+
+        Unit ``u = 2 g + d`` (group ``g``, direction ``d``) owns hidden units
+        ``[u h_g, (u + 1) h_g)`` of every gate (``h_g = hidden // 2``); it reads input columns
+        ``[d C + g C_g, d C + (g + 1) C_g)`` of ``[x, x reversed in time]`` (``C`` input
+        features, ``C_g = C / 2``). Built differentiably while autograd is on; with autograd off,
+        cached until a parameter changes (storage, dtype, device or in-place version counter).
+        """
+        units = self._units()
+        params = [getattr(rnn, f"{n}_l0{s}") for rnn, s in units
+                  for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        key = None
+        if not torch.is_grad_enabled():
+            try:
+                key = tuple((p.data_ptr(), p.dtype, p.device, p._version) for p in params)
+            except RuntimeError:  # inference tensors have no version counter: do not cache
+                key = None
+            cache = getattr(self, "_fused_cache", None)  # absent in modules pickled before it
+            if key is not None and cache is not None and cache[0] == key:
+                return cache[1], cache[2]
+        hg = self.rnn1.hidden_size
+        cg = self.rnn1.input_size
+        n_dir = 2 if self.bidirectional else 1
+        w = [params[i::4] for i in range(4)]  # per kind: one tensor per unit
+        gates = range(3)
+        w_ih = torch.cat([torch.block_diag(*[t[k * hg : (k + 1) * hg] for t in w[0]])
+                          for k in gates])  # 3 U h_g, U C_g (columns in unit order)
+        w_hh = torch.cat([torch.block_diag(*[t[k * hg : (k + 1) * hg] for t in w[1]])
+                          for k in gates])  # 3 U h_g, U h_g
+        b_ih = torch.cat([t[k * hg : (k + 1) * hg] for k in gates for t in w[2]])
+        b_hh = torch.cat([t[k * hg : (k + 1) * hg] for k in gates for t in w[3]])
+        if n_dir == 2:
+            # column c of [x, x reversed] = direction d, group g, feature j -> unit 2 g + d
+            c = torch.arange(2 * 2 * cg, device=w_ih.device)
+            d, g, j = c // (2 * cg), (c % (2 * cg)) // cg, c % cg
+            w_ih = w_ih[:, (2 * g + d) * cg + j]
+        u = torch.arange(2 * n_dir * hg, device=w_ih.device) // hg
+        bwd = (u % n_dir) == 1
+        weights = [w_ih.contiguous(), w_hh.contiguous(), b_ih, b_hh]
+        if key is not None:
+            self._fused_cache = (key, weights, bwd)
+        return weights, bwd
+
+    def _forward_fused(self, x: torch.Tensor, h: torch.Tensor | None):
+        weights, bwd = self.fused_weights()
+        n = x.shape[0]
+        hg = self.rnn1.hidden_size
+        n_dir = 2 if self.bidirectional else 1
+        if h is None:
+            h0 = x.new_zeros(1, n, 2 * n_dir * hg)
+        else:  # (D, N, [g0, g1]) -> (1, N, [g0 d0, g0 d1, g1 d0, g1 d1])
+            h0 = h.reshape(n_dir, n, 2, hg).permute(1, 2, 0, 3).reshape(1, n, 2 * n_dir * hg)
+        if n_dir == 2:
+            x = torch.cat([x, x.flip(1)], dim=-1)
+        y, hn = torch.gru(x, h0, weights, True, 1, 0.0, False, False, True)
+        if n_dir == 2:
+            y = torch.where(bwd, y.flip(1), y)
+            hn = hn.reshape(n, 2, n_dir, hg).permute(2, 0, 1, 3).reshape(n_dir, n, 2 * hg)
+        return y, hn
 
 
 class DPGRNN(nn.Module):
