@@ -1,16 +1,21 @@
-"""The fused grouped GRU path of GTCRN (one block-diagonal ``torch.gru`` recurrence for all groups
-and directions) against the reference path (the ``nn.GRU`` modules one after the other)."""
+"""The fast paths of GTCRN against the reference path: the fused grouped GRU (one block-diagonal
+``torch.gru`` recurrence for all groups and directions, instead of the ``nn.GRU`` modules one after
+the other) and the inference-only folded conv blocks (BatchNorm folded into the convs, SFE merged
+into the first point-wise conv, transposed convs as ordinary / polyphase convs, dense weights for
+small grouped convs)."""
 
 import pytest
 import torch
 from conftest import randomised
 
 from denoisezoo.gtcrn import gtcrn, gtcrn_tiny
-from denoisezoo.gtcrn.model import GRNN
+from denoisezoo.gtcrn.model import GRNN, ConvBlock, GTConvBlock
 
 
 def _reference_only(monkeypatch):
     monkeypatch.setattr(GRNN, "use_fused", lambda self, x: False)
+    monkeypatch.setattr(ConvBlock, "folded", lambda self: None)
+    monkeypatch.setattr(GTConvBlock, "folded", lambda self: None)
 
 
 @pytest.mark.parametrize("bidirectional", [True, False], ids=["intra", "inter"])
@@ -77,6 +82,8 @@ def test_model_forward_and_step_equal_reference(factory, monkeypatch):
             o, state = model.step(spec[:, :, t], state)
             steps.append(o)
     assert all(dp.intra_rnn._fused_cache is not None for dp in model.dpgrnn)  # fused path ran
+    blocks = [m for m in model.modules() if isinstance(m, (ConvBlock, GTConvBlock))]
+    assert all(m._folded_cache[2] is not None for m in blocks)  # folded conv blocks ran
     _reference_only(monkeypatch)
     with torch.inference_mode():
         ref, ref_state = model.forward_stateful(spec, None)
@@ -123,3 +130,152 @@ def test_exports_trace_the_reference_path(monkeypatch):
     assert calls == [1]
     grus = [n for n in ep.graph.nodes if "gru" in str(n.target)]
     assert len(grus) == 2  # rnn1 and rnn2, each bidirectional
+
+
+# ------------------------------------------------------------------ folded conv blocks (inference)
+def _random_bn(module, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) * 0.4 - 0.2)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+    return module.eval()
+
+
+@pytest.mark.parametrize("kind", ["conv", "conv_g2", "deconv_g2", "deconv_last"])
+@pytest.mark.parametrize("frames", [1, 7])
+def test_convblock_folded_equals_reference(kind, frames):
+    torch.manual_seed(0)
+    cin = 9 if kind == "conv" else 16
+    block = {"conv": lambda: ConvBlock(9, 16, (1, 5), (1, 2), (0, 2)),
+             "conv_g2": lambda: ConvBlock(16, 16, (1, 5), (1, 2), (0, 2), groups=2),
+             "deconv_g2": lambda: ConvBlock(16, 16, (1, 5), (1, 2), (0, 2), groups=2, deconv=True),
+             "deconv_last": lambda: ConvBlock(16, 2, (1, 5), (1, 2), (0, 2), deconv=True,
+                                              last=True)}[kind]()
+    _random_bn(block)
+    x = torch.randn(2, cin, frames, 33)
+    with torch.no_grad():
+        ref = block.act(block.bn(block.conv(x)))
+        got = block(x)
+    assert block._folded_cache[2] is not None
+    assert got.shape == ref.shape
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("deconv", [False, True], ids=["encoder", "decoder"])
+@pytest.mark.parametrize("dilation", [1, 5])
+@pytest.mark.parametrize("frames", [1, 6])
+def test_gtconvblock_folded_equals_reference(deconv, dilation, frames, monkeypatch):
+    torch.manual_seed(0)
+    block = _random_bn(GTConvBlock(16, 12, dilation, 3, deconv=deconv, tra_hidden=10))
+    x = torch.randn(2, 16, frames, 33)
+    cache = torch.randn(2, 12, block.cache_len, 33)
+    h = torch.randn(1, 2, 10)
+    with torch.no_grad():
+        got = block(x, cache, h)
+        got_zero = block(x)
+    assert block._folded_cache[2] is not None
+    monkeypatch.setattr(GTConvBlock, "folded", lambda self: None)
+    with torch.no_grad():
+        ref = block(x, cache, h)
+        ref_zero = block(x)
+    for a, b in zip(got + got_zero, ref + ref_zero, strict=True):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_folded_cache_follows_bn_stats_load_and_train_toggle(monkeypatch):
+    model = randomised(gtcrn_tiny, seed=1)
+    spec = torch.randn(1, 257, 6, 2)
+
+    def reference(m):
+        with monkeypatch.context() as mp:
+            _reference_only(mp)
+            with torch.inference_mode():
+                return m(spec)
+
+    def check():
+        with torch.inference_mode():
+            got = model(spec)
+        torch.testing.assert_close(got, reference(model), atol=1e-5, rtol=0)
+
+    keys = list(model.state_dict())
+    check()  # fills the caches
+    assert list(model.state_dict()) == keys  # the caches are no parameters or buffers
+    block = model.encoder.en_convs[2]
+    with torch.no_grad():  # BN statistics edited in place
+        block.depth_bn.running_var.mul_(3.0)
+        model.decoder.de_convs[-2].bn.running_mean.add_(0.5)
+    check()
+    model.load_state_dict(randomised(gtcrn_tiny, seed=2).state_dict())
+    check()
+    model.train()  # a training-mode pass (no autograd) updates the running statistics
+    with torch.no_grad():
+        model(spec)
+    model.eval()
+    check()
+    block.point_conv1.weight = torch.nn.Parameter(torch.randn_like(block.point_conv1.weight))
+    check()
+
+
+def test_folded_path_only_for_plain_inference(monkeypatch):
+    block = _random_bn(GTConvBlock(16, 12, 2, 3, deconv=False))
+    conv_block = _random_bn(ConvBlock(16, 16, (1, 5), (1, 2), (0, 2), groups=2))
+    x = torch.randn(1, 16, 3, 33)
+    calls = []
+    fold = GTConvBlock._forward_folded
+    monkeypatch.setattr(GTConvBlock, "_forward_folded",
+                        lambda self, *a: calls.append(1) or fold(self, *a))
+    with torch.no_grad():
+        block(x)
+    assert calls == [1]
+    block(x)  # autograd on: reference path (training and gradients unaffected)
+    assert calls == [1]
+    with torch.no_grad():
+        block.train()
+        block(x)
+        block.eval()
+        handle = block.point_conv1.register_forward_hook(lambda m, i, o: calls.append("hook"))
+        block(x)  # hooks (MAC counting, QAT) see the submodule calls
+        handle.remove()
+        block(x)
+    assert calls == [1, "hook", 1]
+    assert conv_block.folded() is not None
+    conv_block.bn.train()
+    assert conv_block.folded() is None
+
+
+def test_folded_path_with_folded_batchnorm(monkeypatch):
+    """compress.fold_batchnorm leaves nn.Identity in place of the BatchNorms."""
+    from denoisezoo.compress.quantize import fold_batchnorm
+
+    model = fold_batchnorm(randomised(gtcrn_tiny))
+    spec = torch.randn(1, 257, 5, 2)
+    with torch.inference_mode():
+        got = model(spec)
+    assert all(m._folded_cache[2] is not None for m in model.modules()
+               if isinstance(m, (ConvBlock, GTConvBlock)))
+    _reference_only(monkeypatch)
+    with torch.inference_mode():
+        want = model(spec)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning",
+                            "ignore::torch.jit.TracerWarning")
+def test_exports_keep_the_batchnorm_convs(monkeypatch):
+    """torch.export (LiteRT) and tracing (ONNX) see the original conv + BatchNorm layers."""
+    calls = []
+    fold = GTConvBlock._forward_folded
+    monkeypatch.setattr(GTConvBlock, "_forward_folded",
+                        lambda self, *a: calls.append(1) or fold(self, *a))
+    block = _random_bn(GTConvBlock(8, 8, 1, 3, deconv=True))
+    x = torch.randn(1, 8, 1, 9)
+    with torch.no_grad():
+        ep = torch.export.export(block, (x,))
+        torch.jit.trace(block, (x,), check_trace=False)
+    assert calls == []
+    targets = [str(n.target) for n in ep.graph.nodes]
+    assert sum("batch_norm" in t for t in targets) == 3

@@ -65,6 +65,102 @@ def _pad_to(x: torch.Tensor, dim: int, n: int) -> torch.Tensor:
     return torch.cat([x, x.new_zeros(shape)], dim=dim)
 
 
+# ------------------------------------------------------------ inference-only fast paths (CPU eager)
+def _plain_eager(x: torch.Tensor) -> bool:
+    """Whether ``x`` is processed by plain eager CPU code: no tracing, scripting, ``torch.compile``
+    / ``torch.export``, ONNX export or global module hooks (MAC counting, Taylor pruning)."""
+    if x.device.type != "cpu" or torch.jit.is_scripting() or torch.jit.is_tracing():
+        return False
+    if torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
+        return False
+    return not (nn.modules.module._global_forward_hooks
+                or nn.modules.module._global_forward_pre_hooks)
+
+
+def _plain_eval_modules(module: nn.Module) -> bool:
+    """Whether ``module`` is in eval mode and neither it nor any child has hooks or
+    parametrizations (fake quantization): then folded copies of their weights compute the same
+    function and nobody expects to see the submodule calls. (The children's own training flags
+    matter only for BatchNorm, see :func:`_bn_ok`: ``fold_batchnorm`` leaves ``nn.Identity``
+    modules in training mode in an eval model.)"""
+    return not module.training and _no_hooks(module)
+
+
+def _no_hooks(module: nn.Module) -> bool:
+    if module._forward_hooks or module._forward_pre_hooks:
+        return False
+    children = module._modules
+    if "parametrizations" in children:  # torch.nn.utils.parametrize
+        return False
+    return all(_no_hooks(m) for m in children.values() if m is not None)
+
+
+def _module_tensors(m: nn.Module) -> list[torch.Tensor]:
+    """Parameters then buffers of ``m`` itself (direct dict reads: cheaper than attributes)."""
+    return ([t for t in m._parameters.values() if t is not None]
+            + [t for t in m._buffers.values() if t is not None])
+
+
+def _weights_key(tensors: list[torch.Tensor]) -> tuple | None:
+    """Identity, storage, dtype and in-place version of ``tensors``, or ``None`` for inference
+    tensors (no version counter: then nothing is cached and the reference path runs). Caches
+    hold ``tensors`` alongside the key, so no identity is reused while the key is stored."""
+    try:
+        return tuple([(id(t), t.data_ptr(), t.dtype, t._version) for t in tensors])
+    except RuntimeError:
+        return None
+
+
+def _bn_ok(bn: nn.Module) -> bool:
+    """An eval-mode ``nn.BatchNorm2d`` with running statistics, or the ``nn.Identity`` left by
+    BN folding (:func:`denoisezoo.compress.quantize.fold_batchnorm`)."""
+    if type(bn) is nn.Identity:
+        return True
+    return (type(bn) is nn.BatchNorm2d and not bn.training
+            and bn._buffers.get("running_var") is not None
+            and bn._buffers.get("running_mean") is not None)
+
+
+def _bn_fold(w: torch.Tensor, b: torch.Tensor | None, bn: nn.Module):
+    """Conv2d weight ``w (O, I, kh, kw)`` and bias ``b`` followed by eval-mode ``bn`` as one conv:
+    ``(w * s, (b - mean) * s + beta)`` with ``s = gamma / sqrt(var + eps)``."""
+    if b is None:
+        b = w.new_zeros(w.shape[0])
+    if type(bn) is nn.Identity:
+        return w, b
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    shift = -bn.running_mean * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias
+    return w * scale.reshape(-1, 1, 1, 1), b * scale + shift
+
+
+def _transposed_as_conv(conv: nn.ConvTranspose2d) -> torch.Tensor:
+    """Conv2d weight ``(O, I / groups, kh, kw)`` computing the stride-1 ``conv`` (padding
+    ``dilation * (k - 1) - padding``): per group, in/out swapped and the kernel flipped."""
+    w = conv.weight  # I, O / g, kh, kw
+    g = conv.groups
+    i, og = w.shape[0], w.shape[1]
+    w = w.reshape(g, i // g, og, *w.shape[2:]).transpose(1, 2).reshape(g * og, i // g, *w.shape[2:])
+    return w.flip(2, 3)
+
+
+def _dense(w: torch.Tensor, groups: int) -> torch.Tensor:
+    """Grouped conv weight ``(O, I / g, kh, kw)`` as the block-diagonal ``(O, I, kh, kw)`` weight
+    of the same ungrouped conv (oneDNN runs GTCRN's small grouped and depthwise convs several
+    times slower than the ``g`` times larger dense conv)."""
+    if groups == 1:
+        return w.contiguous()
+    o, ig = w.shape[:2]
+    og = o // groups
+    d = w.new_zeros(o, ig * groups, *w.shape[2:])
+    for i in range(groups):
+        d[i * og : (i + 1) * og, i * ig : (i + 1) * ig] = w[i * og : (i + 1) * og]
+    return d
+
+
 class ERB(nn.Module):
     """Frozen ERB band merging (``bm``) and splitting (``bs``) over the last dim."""
 
@@ -112,9 +208,29 @@ class TRA(nn.Module):
         gate = torch.sigmoid(self.att_fc(at)).transpose(1, 2)  # B, C, T
         return x * gate.unsqueeze(-1), h
 
+    def forward_functional(self, x: torch.Tensor, h: torch.Tensor | None = None):
+        """:meth:`forward` as direct ``torch.gru`` / ``F.linear`` calls on the same parameters
+        (skips the ``nn.GRU`` / ``nn.Linear`` call overhead; for the fast path of
+        :class:`GTConvBlock`, which has checked there are no hooks)."""
+        g = self.att_gru
+        zt = x.pow(2).mean(dim=-1).transpose(1, 2)  # B, T, C
+        if h is None:
+            h = zt.new_zeros(1, zt.shape[0], g.hidden_size)
+        at, h = torch.gru(zt, h, g._flat_weights, True, 1, 0.0, False, False, True)
+        gate = torch.sigmoid(F.linear(at, self.att_fc.weight, self.att_fc.bias)).transpose(1, 2)
+        return x * gate.unsqueeze(-1), h
+
 
 class ConvBlock(nn.Module):
-    """Frequency-only conv (or transposed conv) + BatchNorm + PReLU/Tanh; no time context."""
+    """Frequency-only conv (or transposed conv) + BatchNorm + PReLU/Tanh; no time context.
+
+    Inference fast path (:meth:`folded`): with autograd off, the block and its children in eval
+    mode without hooks or parametrizations, in plain eager CPU code (:func:`_plain_eager`: not
+    while exporting or tracing), the BatchNorm is folded into the conv weights (cached until a
+    parameter or running statistic changes), grouped weights run as one dense block-diagonal
+    conv, and a transposed conv as one ordinary conv over its ``stride`` output phases
+    (polyphase). Same outputs to float rounding.
+    """
 
     def __init__(self, cin: int, cout: int, kernel, stride, padding, groups: int = 1,
                  deconv: bool = False, last: bool = False):
@@ -123,14 +239,92 @@ class ConvBlock(nn.Module):
         self.conv = conv(cin, cout, kernel, stride, padding, groups=groups)
         self.bn = nn.BatchNorm2d(cout)
         self.act = nn.Tanh() if last else nn.PReLU()
+        self._folded_cache: tuple | None = None  # (key, source tensors, folded); not in state_dict
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled() and _plain_eager(x):
+            p = self.folded()
+            if p is not None:
+                return self._forward_folded(x, p)
         return self.act(self.bn(self.conv(x)))
+
+    def folded(self) -> tuple | None:
+        """``(weight, bias)`` of the dense conv2d equivalent to ``conv`` + ``bn`` in eval mode
+        (for a transposed conv also ``(stride, padding)`` of its polyphase form, whose output
+        channel ``o * stride + r`` holds the bins ``r mod stride`` of channel ``o``), or ``None``
+        if the block takes the reference path (training, hooks, parametrizations, an unusual
+        layer, inference-tensor parameters)."""
+        mods = self._modules
+        conv, bn, act = mods["conv"], mods["bn"], mods["act"]
+        if type(act) not in (nn.PReLU, nn.Tanh) or not _bn_ok(bn) or not _plain_eval_modules(self):
+            return None
+        src = _module_tensors(conv) + _module_tensors(bn)
+        key = _weights_key(src)
+        if key is None:
+            return None
+        cache = getattr(self, "_folded_cache", None)  # absent in modules pickled before it
+        if cache is not None and cache[0] == key:
+            return cache[2]
+        if type(conv) is nn.ConvTranspose2d:
+            p = self._polyphase(conv, bn)
+        elif type(conv) is nn.Conv2d and conv.padding_mode == "zeros":
+            w, b = _bn_fold(conv.weight, conv.bias, bn)
+            p = (_dense(w, conv.groups), b)
+        else:
+            p = None
+        self._folded_cache = (key, src, p)
+        return p
+
+    @staticmethod
+    def _polyphase(conv: nn.ConvTranspose2d, bn: nn.Module) -> tuple | None:
+        """Transposed conv (time kernel 1, frequency stride ``s``) + BN as a dense conv2d with
+        ``s * out`` channels over the input bins (padding ``(0, P)``, kernel ``(1, K)``)."""
+        (kt, k), (st, s), (pt, p) = conv.kernel_size, conv.stride, conv.padding
+        if (kt, st, pt) != (1, 1, 0) or conv.dilation != (1, 1) or conv.output_padding != (0, 0):
+            return None
+        g = conv.groups
+        w = conv.weight  # I, O / g, 1, k
+        i, og = w.shape[0], w.shape[1]
+        w = w.reshape(g, i // g, og, 1, k).transpose(1, 2).reshape(g * og, i // g, 1, k)
+        w, b = _bn_fold(_dense(w, g), conv.bias, bn)  # O, I, 1, k (tap l, not flipped)
+        # output bin f = s m + r reads input bin m + d through tap l = r + p - s d
+        offs = [(r, (r + p - l) // s, l) for r in range(s) for l in range(k) if (r + p - l) % s == 0]
+        d_min, d_max = min(o[1] for o in offs), max(o[1] for o in offs)
+        pad = -d_min
+        if pad < 0 or d_max > pad:  # would need asymmetric padding: not the GTCRN geometry
+            return None
+        wp = w.new_zeros(w.shape[0], s, i, 1, d_max + pad + 1)
+        for r, d, l in offs:
+            wp[:, r, :, :, d + pad] = w[..., l]
+        return (wp.reshape(w.shape[0] * s, i, 1, -1), b.repeat_interleave(s), s, pad)
+
+    def _forward_folded(self, x: torch.Tensor, p: tuple) -> torch.Tensor:
+        conv = self.conv
+        if len(p) == 4:  # transposed
+            w, b, s, pad = p
+            bsz, _, t, n_in = x.shape
+            n_out = (n_in - 1) * s - 2 * conv.padding[1] + conv.kernel_size[1]
+            y = F.conv2d(x, w, b, 1, (0, pad))  # B, O s, T, L
+            y = y.reshape(bsz, -1, s, t, y.shape[-1]).permute(0, 1, 3, 4, 2).flatten(3)
+            y = y.narrow(3, 0, n_out)
+        else:
+            y = F.conv2d(x, p[0], p[1], conv.stride, conv.padding, conv.dilation)
+        if type(self.act) is nn.PReLU:
+            return F.prelu(y, self.act.weight)
+        return torch.tanh(y)
 
 
 class GTConvBlock(nn.Module):
     """Grouped temporal conv block: split channels; one half goes through SFE, pointwise,
-    causal dilated depthwise, pointwise and TRA; then the halves are shuffled back together."""
+    causal dilated depthwise, pointwise and TRA; then the halves are shuffled back together.
+
+    Inference fast path (:meth:`folded`; same conditions as :class:`ConvBlock`): SFE and the
+    first point-wise conv are one ``(1, sfe_kernel)`` conv, every BatchNorm is folded into the
+    conv before it (cached until a parameter or running statistic changes), the transposed convs
+    of a decoder block run as ordinary convs, the depthwise conv of a one-frame step as a dense
+    block-diagonal conv over its three taps, and the TRA layers are called directly. Same
+    outputs to float rounding.
+    """
 
     def __init__(self, channels: int, hidden: int, dilation: int, sfe_kernel: int, deconv: bool,
                  tra_hidden: int | None = None):
@@ -153,6 +347,7 @@ class GTConvBlock(nn.Module):
         self.point_conv2 = pw(hidden, half, 1)
         self.point_bn2 = nn.BatchNorm2d(half)
         self.tra = TRA(half, tra_hidden)
+        self._folded_cache: tuple | None = None  # (key, source tensors, folded); not in state_dict
 
     @property
     def cache_len(self) -> int:
@@ -162,6 +357,10 @@ class GTConvBlock(nn.Module):
                 h: torch.Tensor | None = None):
         """``x (B, C, T, F)``, ``cache (B, hidden, cache_len, F)``, ``h (1, B, C)``
         -> ``(y (B, C, T, F), cache', h')``."""
+        if not torch.is_grad_enabled() and _plain_eager(x):
+            p = self.folded()
+            if p is not None:
+                return self._forward_folded(x, cache, h, p)
         x1, x2 = torch.chunk(x, 2, dim=1)
         h1 = self.point_act(self.point_bn1(self.point_conv1(sfe(x1, self.sfe_kernel))))
         h1, cache = self.depth_conv.forward_cached(h1, cache)
@@ -171,6 +370,93 @@ class GTConvBlock(nn.Module):
         # channel shuffle: interleave (h1[0], x2[0], h1[1], x2[1], ...)
         y = torch.stack([h1, x2], dim=2).flatten(1, 2)  # B, C, T, F
         return y, cache, h
+
+    _CONVS = ("point_conv1", "depth_conv", "point_conv2")
+    _BNS = ("point_bn1", "depth_bn", "point_bn2")
+
+    def folded(self) -> tuple | None:
+        """Conv2d weights and biases of ``sfe + point_conv1 + point_bn1`` (kernel ``(1, k)``),
+        ``depth_conv + depth_bn`` (depthwise, and dense over the three taps of a one-frame step)
+        and ``point_conv2 + point_bn2`` in eval mode, or ``None`` for the reference path."""
+        mods = self._modules
+        bns = [mods[n] for n in self._BNS]
+        if not all(_bn_ok(bn) for bn in bns) or not _plain_eval_modules(self):
+            return None
+        if type(mods["point_act"]) is not nn.PReLU or type(mods["depth_act"]) is not nn.PReLU:
+            return None
+        src = [t for n in self._CONVS for t in _module_tensors(mods[n])]
+        src += [t for bn in bns for t in _module_tensors(bn)]
+        key = _weights_key(src)
+        if key is None:
+            return None
+        cache = getattr(self, "_folded_cache", None)  # absent in modules pickled before it
+        if cache is not None and cache[0] == key:
+            return cache[2]
+        p = self._fold()
+        self._folded_cache = (key, src, p)
+        return p
+
+    def _fold(self) -> tuple | None:
+        pc1, dc, pc2 = self.point_conv1, self.depth_conv, self.point_conv2
+        for c in (pc1, pc2):
+            if type(c) not in (nn.Conv2d, nn.ConvTranspose2d) or c.padding_mode != "zeros":
+                return None
+            if (c.kernel_size, c.stride, c.padding, c.dilation, c.groups) != ((1, 1), (1, 1),
+                                                                             (0, 0), (1, 1), 1):
+                return None
+            if type(c) is nn.ConvTranspose2d and c.output_padding != (0, 0):
+                return None
+        if type(dc) not in (CausalConv2d, CausalConvTranspose2d) or dc.padding_mode != "zeros":
+            return None
+        if dc.stride != (1, 1) or dc.kernel_size[0] != 3:
+            return None
+        if type(dc) is CausalConvTranspose2d:
+            if dc.output_padding != (0, 0) or dc.padding[0] != 2 * dc.dilation[0]:
+                return None
+            wd = _transposed_as_conv(dc)
+            pad_f = dc.dilation[1] * (dc.kernel_size[1] - 1) - dc.padding[1]
+        else:
+            if dc.padding[0] != 0:
+                return None
+            wd, pad_f = dc.weight, dc.padding[1]
+        k = self.sfe_kernel
+        w1 = pc1.weight.transpose(0, 1) if type(pc1) is nn.ConvTranspose2d else pc1.weight
+        w1, b1 = _bn_fold(w1, pc1.bias, self.point_bn1)  # hidden, half * k, 1, 1
+        w1 = w1.reshape(w1.shape[0], -1, 1, k)  # input channel c * k + j = bin offset j of c
+        wd, bd = _bn_fold(wd, dc.bias, self.depth_bn)
+        w2 = pc2.weight.transpose(0, 1) if type(pc2) is nn.ConvTranspose2d else pc2.weight
+        w2, b2 = _bn_fold(w2, pc2.bias, self.point_bn2)
+        return (w1.contiguous(), b1, wd.contiguous(), _dense(wd, dc.groups), bd, pad_f,
+                w2.contiguous(), b2)
+
+    def _forward_folded(self, x: torch.Tensor, cache: torch.Tensor | None,
+                        h: torch.Tensor | None, p: tuple):
+        w1, b1, wd, wd_dense, bd, pad_f, w2, b2 = p
+        dc = self.depth_conv
+        half = x.shape[1] // 2
+        x1, x2 = x[:, :half], x[:, half:]
+        h1 = F.prelu(F.conv2d(x1, w1, b1, 1, (0, self.sfe_kernel // 2)), self.point_act.weight)
+        n = dc.cache_len
+        if cache is None:
+            cache = h1.new_zeros(h1.shape[0], h1.shape[1], n, h1.shape[3])
+        hc = torch.cat([cache, h1], dim=2)  # B, hidden, cache_len + T, F
+        dil = dc.dilation
+        if h1.shape[2] == 1 and dil[1] == 1:  # one frame: the three taps, dense
+            h1 = F.conv2d(hc[:, :, :: dil[0]], wd_dense, bd, 1, (0, pad_f))
+        else:
+            h1 = F.conv2d(hc, wd, bd, 1, (0, pad_f), dil, dc.groups)
+        h1 = F.conv2d(F.prelu(h1, self.depth_act.weight), w2, b2)
+        h1, h = self.tra.forward_functional(h1, h)
+        y = torch.stack([h1, x2], dim=2).flatten(1, 2)  # B, C, T, F
+        return y, hc[:, :, hc.shape[2] - n :], h
+
+
+# nn.GRU parameter names of layer 0 in ``_flat_weights`` order (forward, then reverse direction)
+_GRU_PARAMS = {
+    bidi: tuple(f"{n}_l0{s}" for s in (("", "_reverse") if bidi else ("",))
+                for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    for bidi in (False, True)
+}
 
 
 class GRNN(nn.Module):
@@ -232,18 +518,9 @@ class GRNN(nn.Module):
 
     def use_fused(self, x: torch.Tensor) -> bool:
         """Whether :meth:`forward` takes the fused path for input ``x`` (see the class doc)."""
-        if x.device.type != "cpu" or torch.jit.is_scripting() or torch.jit.is_tracing():
-            return False
-        if torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
-            return False
-        if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
+        if not _plain_eager(x):
             return False
         return not any(m._forward_hooks or m._forward_pre_hooks for m in (self.rnn1, self.rnn2))
-
-    def _units(self) -> list[tuple[nn.GRU, str]]:
-        """The recurrences in fused unit order: ``(rnn1, fwd), (rnn1, bwd), (rnn2, fwd), ...``."""
-        sfx = ("", "_reverse") if self.bidirectional else ("",)
-        return [(rnn, s) for rnn in (self.rnn1, self.rnn2) for s in sfx]
 
     def fused_weights(self) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Block-diagonal ``torch.gru`` parameters ``[w_ih, w_hh, b_ih, b_hh]`` of the fused
@@ -255,15 +532,15 @@ class GRNN(nn.Module):
         features, ``C_g = C / 2``). Built differentiably while autograd is on; with autograd off,
         cached until a parameter changes (storage, dtype, device or in-place version counter).
         """
-        units = self._units()
-        params = [getattr(rnn, f"{n}_l0{s}") for rnn, s in units
-                  for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        mods = self._modules
+        names = _GRU_PARAMS[mods["rnn1"].bidirectional]
+        params = []
+        for rnn in (mods["rnn1"], mods["rnn2"]):  # direct dict reads: cheaper than getattr
+            ps = rnn._parameters
+            params += [ps[n] if ps.get(n) is not None else getattr(rnn, n) for n in names]
         key = None
         if not torch.is_grad_enabled():
-            try:
-                key = tuple((p.data_ptr(), p.dtype, p.device, p._version) for p in params)
-            except RuntimeError:  # inference tensors have no version counter: do not cache
-                key = None
+            key = _weights_key(params)  # None for inference tensors: do not cache
             cache = getattr(self, "_fused_cache", None)  # absent in modules pickled before it
             if key is not None and cache is not None and cache[0] == key:
                 return cache[1], cache[2]
@@ -286,8 +563,8 @@ class GRNN(nn.Module):
         u = torch.arange(2 * n_dir * hg, device=w_ih.device) // hg
         bwd = (u % n_dir) == 1
         weights = [w_ih.contiguous(), w_hh.contiguous(), b_ih, b_hh]
-        if key is not None:
-            self._fused_cache = (key, weights, bwd)
+        if key is not None:  # the params too: no id in the key is reused while it is cached
+            self._fused_cache = (key, weights, bwd, params)
         return weights, bwd
 
     def _forward_fused(self, x: torch.Tensor, h: torch.Tensor | None):
