@@ -1,6 +1,14 @@
-"""Compression benchmark for GTCRN: float vs structured pruning (25 / 50 / 75 %) vs INT8.
+"""Compression benchmark for GTCRN or the RNNoise port: float vs structured pruning vs INT8.
 
     DENOISEZOO_THREADS=1 python benchmarks/compression.py [--checkpoint PATH] [--steps 200]
+
+``--checkpoint`` is anything :func:`denoisezoo.hub.load_model` reads (default: the official GTCRN
+DNS3 model); an RNNoise port (e.g. ``runs/rnnoise_16k/checkpoints/last.ckpt``) gets the rows its
+family supports, the others are skipped with the reason printed and stored (``skipped``):
+structured pruning (GTCRN only), ORT ``mixed`` (equals ``static``: the RNNoise step has no
+``Conv``). RNNoise fine-tuning distils with :class:`~denoisezoo.training.losses.RNNoiseLoss`
+(band gains + VAD) instead of GTCRN's hybrid loss; its INT8 rows keep the DSP front end float
+(:data:`denoisezoo.compress.quantize.RNNOISE_KEEP_FLOAT`).
 
 Quick check (a few dev pairs, no fine-tuning, no pruning; writes to /tmp)::
 
@@ -25,7 +33,7 @@ frame by frame on one thread by its runtime (ONNX Runtime, or the LiteRT interpr
 PESQ-wb / ESTOI / SI-SDR on the fixed development set (:func:`denoisezoo.datasets.devset.build_devset`).
 Fine-tuning and calibration use the TRAINING data of ../shared (never the dev set).
 
-Writes ``benchmarks/results/compression.json`` and ``.md``.
+Writes ``benchmarks/results/compression.json`` and ``.md`` (``--out``).
 """
 
 from __future__ import annotations
@@ -73,7 +81,8 @@ def _args(argv=None):
     return p.parse_args(argv)
 
 
-def _datamodule(shared: Path, batch: int, segment: float, length: int, seed: int = 0):
+def _datamodule(shared: Path, batch: int, segment: float, length: int, sample_rate: int,
+                seed: int = 0):
     from denoisezoo.datasets import MixDataModule
 
     dm = MixDataModule(
@@ -81,17 +90,39 @@ def _datamodule(shared: Path, batch: int, segment: float, length: int, seed: int
         val_speech=[str(shared / "data/speech/dev/it")], val_noise=[str(shared / "data/noise/dev")],
         segment_seconds=segment, batch_size=batch, num_workers=0, train_length=max(length, 64),
         val_length=batch, val_segment_seconds=segment, seed=seed, synthetic_noise_prob=0.35,
-        rir_prob=0.2)
+        rir_prob=0.2, sample_rate=sample_rate)
     dm.setup("fit")
     return dm
 
 
+def _family(model) -> tuple[str, str]:
+    """``(family key, display name)`` of a loaded torch model."""
+    from denoisezoo.hub import model_family
+
+    fam = model_family(model)
+    return fam, {"gtcrn": "GTCRN", "rnnoise": "RNNoise port"}.get(fam, fam)
+
+
+def _loss(model) -> tuple[object | None, str]:
+    """The fine-tuning loss of ``model``'s family (``None``: the systems' default hybrid loss) and
+    its description."""
+    if _family(model)[0] == "rnnoise":
+        from denoisezoo.training.losses import RNNoiseLoss
+
+        cfg = model.config
+        return (RNNoiseLoss(sample_rate=cfg.sample_rate, frame_ms=cfg.frame_ms,
+                            band_edges_hz=cfg.band_edges_hz), "RNNoise band-gain + VAD loss")
+    return None, "hybrid"
+
+
 def _finetune(student, teacher, dm, steps: int, lr: float, callbacks=()) -> dict:
+    """Distil ``student`` from ``teacher`` (same family and geometry) with the family's loss."""
     import lightning as L
 
     from denoisezoo.training import DistillationSystem
 
-    system = DistillationSystem(student, teacher=teacher, alpha=0.8, lr=lr,
+    loss, loss_name = _loss(student)
+    system = DistillationSystem(student, teacher=teacher, alpha=0.8, lr=lr, loss=loss,
                                 warmup_steps=max(1, steps // 10), decay_steps=steps,
                                 val_metrics=False, name="compressed")
     trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=1, logger=False,
@@ -105,7 +136,8 @@ def _finetune(student, teacher, dm, steps: int, lr: float, callbacks=()) -> dict
     student.eval()
     return {"steps": int(trainer.global_step), "seconds": round(time.perf_counter() - t0, 1),
             "batch": dm.batch_size, "segment_s": dm.hparams.segment_seconds, "lr": lr,
-            "loss": "0.8 * hybrid(student, float teacher) + 0.2 * hybrid(student, clean)"}
+            "loss": f"0.8 * {loss_name}(student, float teacher) + 0.2 * {loss_name}(student, "
+                    "clean)"}
 
 
 def _rtf(step_paths: dict[str, Path], wav: np.ndarray, sr: int, repeats: int) -> dict[str, float]:
@@ -162,10 +194,14 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     float_model = load_model(args.checkpoint).eval()
+    if not isinstance(float_model, torch.nn.Module):
+        raise SystemExit(f"{args.checkpoint}: an exported step; the benchmark needs a torch model")
+    family, family_name = _family(float_model)
+    rnnoise = family == "rnnoise"
     sr = float_model.geometry.sample_rate
     devset = build_devset(shared, Path(args.devset))
     pairs = find_pairs(devset, limit=args.limit)
-    dm = _datamodule(shared, args.batch, args.segment, args.steps * args.batch)
+    dm = _datamodule(shared, args.batch, args.segment, args.steps * args.batch, sr)
     cal_items = [dm.train_set[i] for i in range(16)]  # training mixtures, not dev
     calibration = [n.numpy() for n, _ in cal_items]
     taylor_batches = [(n[None], c[None]) for n, c in cal_items[:8]]
@@ -173,6 +209,11 @@ def main(argv=None) -> int:
 
     rows: dict[str, dict] = {}
     models: dict[str, object] = {}  # torch models (evaluated offline) or loaded steps
+    skipped: dict[str, str] = {}  # rows (or row groups) not run for this family, and why
+
+    def skip(what: str, why: str) -> None:
+        skipped[what] = why
+        print(f"{what} skipped: {why}", flush=True)
 
     def add_torch(name: str, model, note: str, record: dict | None = None, ft: dict | None = None):
         model = model.eval()
@@ -215,7 +256,12 @@ def main(argv=None) -> int:
     add_torch("float", float_model, f"float reference ({Path(args.checkpoint).name})")
 
     # --- INT8 post-training quantization of the float model
+    no_conv = ("mixed = static MatMul/Gemm + dynamic Conv, and the RNNoise step graph has no "
+               "Conv: it would be the static model")
     for mode in ("static", "dynamic", "mixed"):
+        if rnnoise and mode == "mixed":
+            skip("int8_mixed_ptq", no_conv)
+            continue
         p = work / f"int8_{mode}_ptq.onnx"
         meta = quantize_step(float_model, p, calibration, mode=mode, overwrite=True,
                              name=f"int8_{mode}_ptq", source=args.checkpoint)
@@ -236,27 +282,36 @@ def main(argv=None) -> int:
             add_step("litert_float", fl, meta, "float",
                      f"LiteRT float32 step (litert-torch {meta['litert_torch']}; max abs diff vs "
                      f"PyTorch {meta['check_max_abs_diff']:.1e} on 300 random frames)")
-            for bits, prec in ((8, "int8"), (16, "int16x8")):
-                p = work / f"litert_{prec}_ptq.tflite"
+        except Exception as exc:  # noqa: BLE001 - reported; the other rows still run
+            litert_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
+            print(f"LiteRT rows failed: {litert_error}", flush=True)
+        for bits, prec in (() if litert_error else ((8, "int8"), (16, "int16x8"))):
+            p = work / f"litert_{prec}_ptq.tflite"
+            try:  # each precision on its own: a quantizer failure leaves the other row
                 meta = export_tflite(float_model, p, int8=True, calibration=calibration,
                                      activation_bits=bits, float_tflite=fl, check_frames=100,
                                      max_calibration_frames=args.litert_calibration_frames,
                                      name=f"litert_{prec}_ptq", overwrite=True)
-                rec = meta["compression"]
-                act = "int8 activations and I/O" if bits == 8 else "int16 activations and I/O"
-                float_ops = ", ".join(f"{k} x{v}" for k, v in rec["float_ops"].items()) or "none"
-                add_step(f"litert_{prec}_ptq", p, meta, "float",
-                         f"LiteRT full-integer {prec} PTQ: int8 weights per channel, {act}, "
-                         f"calibrated on {rec['calibration_frames']} frames of 16 training "
-                         f"mixtures ({rec['calibration_seconds']:g} s); ops left in float: "
-                         f"{float_ops}; relative error vs PyTorch {meta['check_rel_err']:.3f} "
-                         f"on {meta['check_frames']} calibration frames")
-        except Exception as exc:  # noqa: BLE001 - reported; the other rows still run
-            litert_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
-            print(f"LiteRT rows failed: {litert_error}", flush=True)
+            except Exception as exc:  # noqa: BLE001 - reported; the other rows still run
+                err = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
+                skip(f"litert_{prec}_ptq", f"LiteRT {prec} quantization failed ({err})")
+                continue
+            rec = meta["compression"]
+            act = "int8 activations and I/O" if bits == 8 else "int16 activations and I/O"
+            float_ops = ", ".join(f"{k} x{v}" for k, v in rec["float_ops"].items()) or "none"
+            add_step(f"litert_{prec}_ptq", p, meta, "float",
+                     f"LiteRT full-integer {prec} PTQ: int8 weights per channel, {act}, "
+                     f"calibrated on {rec['calibration_frames']} frames of 16 training "
+                     f"mixtures ({rec['calibration_seconds']:g} s); ops left in float: "
+                     f"{float_ops}; relative error vs PyTorch {meta['check_rel_err']:.3f} "
+                     f"on {meta['check_frames']} calibration frames")
 
     # --- structured pruning, one-shot then distillation fine-tune
-    for r in args.ratios:
+    if rnnoise and args.ratios:
+        skip("structured pruning (" + ", ".join(f"struct{round(r * 100)}" for r in args.ratios)
+             + ")", "denoisezoo.compress.prune_structured supports GTCRN only (no RNNoise "
+             "GRU-unit pruning yet)")
+    for r in ([] if rnnoise else args.ratios):
         tag = f"struct{round(r * 100)}"
         pruned, rec = prune_structured(float_model, r, criterion=args.criterion, scope="layer",
                                        batches=taylor_batches if args.criterion == "taylor" else None)
@@ -285,6 +340,9 @@ def main(argv=None) -> int:
         save_compressed(student, work / "qat_float.pt", {"method": "qat", "finetune": ft},
                         name="qat_float", source=args.checkpoint, overwrite=True)
         for mode in ("static", "mixed"):
+            if rnnoise and mode == "mixed":
+                skip("int8_mixed_qat", no_conv)
+                continue
             p = work / f"int8_{mode}_qat.onnx"
             meta = quantize_step(student.eval(), p, calibration, mode=mode, overwrite=True,
                                  name=f"int8_{mode}_qat", source=args.checkpoint,
@@ -319,13 +377,14 @@ def main(argv=None) -> int:
         r["delta_pesq"] = None if r["pesq_wb"] is None else r["pesq_wb"] - f_pesq
     out = {
         "benchmark": "compression",
+        "family": family, "family_name": family_name,
         "float_checkpoint": str(args.checkpoint),
         "devset": str(devset), "pairs": len(pairs), "noisy": noisy,
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "python": sys.version.split()[0], "torch": torch.__version__,
                     "torch_threads": threads, "load_avg_at_end": os.getloadavg()},
         "targets": {"int8_delta_pesq": -0.05, "struct50_ft_delta_pesq": -0.10},
-        "litert_skipped": litert_skipped, "litert_error": litert_error,
+        "litert_skipped": litert_skipped, "litert_error": litert_error, "skipped": skipped,
         "rows": list(rows.values()),
         "seconds": round(time.time() - t_start, 1),
     }
@@ -348,7 +407,8 @@ def _markdown(out: dict) -> str:
         return "n/a" if v is None else format(v, fmt)
 
     lines = [
-        f"GTCRN compression on the development set ({out['pairs']} pairs; noisy PESQ-wb "
+        f"{out.get('family_name', 'GTCRN')} compression of `{out['float_checkpoint']}` on the "
+        f"development set ({out['pairs']} pairs; noisy PESQ-wb "
         f"{out['noisy']['pesq_wb']:.2f}, ESTOI {out['noisy']['estoi']:.3f}, SI-SDR "
         f"{out['noisy']['si_sdr']:.2f} dB). RTF: the step on its runtime (ONNX Runtime, or the "
         f"LiteRT interpreter for `litert_*`), frame by frame, 1 thread, best of repeats, on a "
@@ -359,9 +419,12 @@ def _markdown(out: dict) -> str:
         "PESQ-wb | dPESQ | ESTOI | SI-SDR |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    notes = [f"Skipped {what}: {why}." for what, why in (out.get("skipped") or {}).items()]
     if out.get("litert_skipped") or out.get("litert_error"):
         why = out.get("litert_skipped") or f"failed ({out['litert_error']})"
-        lines[1:1] = ["", f"LiteRT rows: {why}."]
+        notes.insert(0, f"LiteRT rows: {why}.")
+    for note in reversed(notes):
+        lines[1:1] = ["", note]
     for r in out["rows"]:
         w = r.get("step_weight_bytes")
         step = f"{r['step_bytes'] / 1024:.0f}" + (f" ({w / 1024:.0f})" if w is not None else "")
@@ -371,11 +434,24 @@ def _markdown(out: dict) -> str:
             f"{f(r.get('rtf_step_1thread'), '.4f')} | "
             f"{f(r['pesq_wb'], '.3f')} | {f(r['delta_pesq'], '+.3f')} | {f(r['estoi'], '.3f')} | "
             f"{f(r['si_sdr'], '.2f')} |")
-    lines += ["", "ONNX Runtime rows: RTF is dominated by the per-call overhead of one `session.run` "
-              "per 16 ms frame; on this shared machine differences under about +-25 % between rows "
-              "are run-to-run noise (FIELD_NOTES). ORT INT8 files are not smaller: the frozen float "
-              "ERB matrices (96 KB), the float GRUs and the QDQ scale / zero-point tensors outweigh "
-              "the INT8 conv / linear weights."]
+    if out.get("family", "gtcrn") == "gtcrn":
+        lines += ["", "ONNX Runtime rows: RTF is dominated by the per-call overhead of one "
+                  "`session.run` per 16 ms frame; on this shared machine differences under about "
+                  "+-25 % between rows are run-to-run noise (FIELD_NOTES). ORT INT8 files are not "
+                  "smaller: the frozen float ERB matrices (96 KB), the float GRUs and the QDQ scale "
+                  "/ zero-point tensors outweigh the INT8 conv / linear weights."]
+    else:
+        lines += ["", "ONNX Runtime rows: RTF is dominated by the per-call overhead of one "
+                  "`session.run` per frame; on this shared machine differences under about +-25 % "
+                  "between rows are run-to-run noise. INT8 (ORT): the learned MatMuls (dense "
+                  "layers, the Keras GRUs' input and recurrent products) are INT8; the DSP front "
+                  "end (frame DFTs, band / DCT matrices, pitch correlations) stays float; its "
+                  "constant matrices (DFT bases, pitch lag indices) are ONNX Constant nodes, not "
+                  "initializers: outside the weights column, yet most of the step file. QAT "
+                  "fake-quantizes the dense layers only (not the GRU products that ORT "
+                  "quantizes). LiteRT int8 / int16x8 are "
+                  "full-integer conversions of the whole step, DSP included (ops left in float "
+                  "are listed per row)."]
     lite = [r for r in out["rows"] if r["runtime"] == "litert"]
     if lite:
         lines += ["", "LiteRT step files (`.tflite`, no sidecar): " + ", ".join(

@@ -79,7 +79,8 @@ def add_parser(sub) -> None:
     q.add_argument("--max-files", type=int, default=32, help="calibration files read")
     q.add_argument("--max-frames", type=int, default=2000, help="calibration frames used")
     q.add_argument("--keep-float", action="append", default=None, metavar="PATTERN",
-                   help="ONNX node-name pattern kept float (repeatable; replaces the defaults)")
+                   help="ONNX node-name pattern kept float (repeatable; replaces the model "
+                   "family's defaults)")
     q.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales")
     q.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="output .onnx file")
 
@@ -162,7 +163,7 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _quantize(args: argparse.Namespace) -> int:
-    from denoisezoo.compress.quantize import DEFAULT_KEEP_FLOAT, load_calibration_audio, quantize_step
+    from denoisezoo.compress.quantize import load_calibration_audio, quantize_step
 
     out = Path(args.output)
     if out.suffix != ".onnx":
@@ -189,7 +190,7 @@ def _quantize(args: argparse.Namespace) -> int:
     name = (getattr(model, "checkpoint_meta", {}) or {}).get("name")
     try:
         meta = quantize_step(model, out, cal, mode=args.mode,
-                             keep_float=args.keep_float or DEFAULT_KEEP_FLOAT,
+                             keep_float=args.keep_float or None,
                              per_channel=not args.per_tensor, calibrate_method=args.method,
                              max_frames=args.max_frames, overwrite=args.overwrite,
                              name=f"{name or 'model'}_int8", source=source)

@@ -1,7 +1,8 @@
 """Unstructured and block-sparse magnitude pruning of GRU and linear weights, gradual schedule.
 
 - :func:`sparse_targets`: the weight matrices pruned (``nn.GRU`` ``weight_ih`` / ``weight_hh`` of
-  every direction, ``nn.Linear`` weights; optionally conv weights).
+  every direction, the RNNoise port's Keras GRU ``kernel`` / ``recurrent_kernel``, ``nn.Linear``
+  weights; optionally conv weights).
 - :func:`magnitude_masks`: keep-masks at a sparsity, per tensor (``scope="layer"``) or one threshold
   over all (``"global"``), for single weights (``block=(1, 1)``) or blocks of ``(rows, cols)``
   (RNNoise-style block sparsity; a block's score is its L2 norm; blocks at the edges may be
@@ -32,12 +33,17 @@ __all__ = ["sparse_targets", "magnitude_masks", "apply_masks_", "cubic_sparsity"
 def sparse_targets(model: nn.Module, kinds: Sequence[str] = ("gru", "linear")
                    ) -> dict[str, nn.Parameter]:
     """``{name: weight}`` of the prunable matrices (kinds: ``"gru"``, ``"linear"``, ``"conv"``)."""
+    from denoisezoo.rnnoise_port.model import KerasGRU
+
     out: dict[str, nn.Parameter] = {}
     for mname, m in model.named_modules():
         if isinstance(m, nn.GRU) and "gru" in kinds:
             for pname, p in m.named_parameters(recurse=False):
                 if pname.startswith("weight_"):
                     out[f"{mname}.{pname}"] = p
+        elif isinstance(m, KerasGRU) and "gru" in kinds:  # (I, 3N) and (N, 3N), biases kept
+            out[f"{mname}.kernel"] = m.kernel
+            out[f"{mname}.recurrent_kernel"] = m.recurrent_kernel
         elif isinstance(m, nn.Linear) and "linear" in kinds:
             out[f"{mname}.weight"] = _weight(m)
         elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and "conv" in kinds:
