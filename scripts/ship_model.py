@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prior-steps", type=int, default=0,
                     help="steps the warm-start source (the run's init_from) had already trained; "
                          "added to the checkpoint's own steps in the model card")
+    ap.add_argument("--int8", default="mixed", choices=("none", "static", "dynamic", "mixed"),
+                    help="also quantize the step to INT8 with ONNX Runtime (calibrated on 16 training "
+                         "mixtures), score it in the same run and record it in the card (default mixed)")
     ap.add_argument("--note", default="", help="free text for the model card")
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
@@ -52,12 +55,29 @@ def main(argv: list[str] | None = None) -> int:
     hours = counters.get("train_seconds", 0.0) / 3600 + args.extra_hours
     steps = int(ck["global_step"]) + args.prior_steps
     dev = build_devset(args.shared, args.devset_dir)
-    res = evaluate_systems({args.name: lambda x, sr: enhance_array(model, x, sr)}, dev, workers=2,
-                           progress=False)
+    systems = {args.name: lambda x, sr: enhance_array(model, x, sr)}
+    int8_key = f"{args.name}_int8"
+    if args.int8 != "none":
+        import tempfile
+
+        q_path = Path(tempfile.mkdtemp()) / f"{int8_key}.onnx"
+        q_meta = _quantize(model, q_path, args.int8, args.shared)
+        q_model = load_model(q_path)
+        systems[int8_key] = lambda x, sr: enhance_array(q_model, x, sr)
+    res = evaluate_systems(systems, dev, workers=2, progress=False)
     metrics = {k: round(v["mean"], 4) for k, v in res["summary"][args.name]["metrics"].items()
                if k in ("pesq_wb", "stoi", "estoi", "si_sdr")}
     noisy = {k: round(v["mean"], 4) for k, v in res["summary"]["noisy"]["metrics"].items()
              if k in ("pesq_wb", "stoi", "estoi", "si_sdr")}
+    int8 = None
+    if args.int8 != "none":
+        int8 = {"runtime": "onnxruntime", "mode": args.int8,
+                "metrics": {k: round(v["mean"], 4)
+                            for k, v in res["summary"][int8_key]["metrics"].items()
+                            if k in ("pesq_wb", "stoi", "estoi", "si_sdr")},
+                "check_rel_err": q_meta.get("check_rel_err"),
+                "command": f"denoisezoo compress quantize --model {args.name} --mode {args.int8} "
+                           "--calibration NOISY_WAVS -o model_int8.onnx"}
     meta = {
         "family": ck["denoisezoo_model"]["family"],
         "global_step": steps,
@@ -75,10 +95,27 @@ def main(argv: list[str] | None = None) -> int:
         "warm_start": ({"from": hp["init_from"], "steps": args.prior_steps}
                        if hp.get("init_from") else None),
         "note": args.note,
+        "int8": int8,
     }
     save_checkpoint(model, out, name=args.name, meta=meta)
     print(json.dumps({"out": str(out), **meta}, indent=2))
     return 0
+
+
+def _quantize(model, out: Path, mode: str, shared: Path) -> dict:
+    """INT8 ONNX Runtime step of ``model``, calibrated on 16 training mixtures at its rate."""
+    from denoisezoo.compress import quantize_step
+    from denoisezoo.datasets import MixDataModule
+
+    dm = MixDataModule(train_speech=[str(shared / "data/speech/train")],
+                       train_noise=[str(shared / "data/noise/train")],
+                       val_speech=[str(shared / "data/speech/dev/it")],
+                       val_noise=[str(shared / "data/noise/dev")],
+                       sample_rate=model.geometry.sample_rate, segment_seconds=2.0, batch_size=1,
+                       num_workers=0, train_length=16, val_length=1, seed=0)
+    dm.setup("fit")
+    calibration = [dm.train_set[i][0].numpy() for i in range(16)]
+    return quantize_step(model, out, calibration, mode=mode, overwrite=True, name=out.stem)
 
 
 if __name__ == "__main__":

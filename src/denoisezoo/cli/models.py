@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 __all__ = ["add_parser", "run", "zoo_table"]
 
@@ -30,7 +31,7 @@ def zoo_table(include_presets: bool = False) -> list[dict]:
             "sample_rate": g.sample_rate, "latency_ms": g.latency_ms,
             "params": count_parameters(model), "macs_per_s": macs_per_second(model),
             "file_kb": round(path.stat().st_size / 1024, 1),
-            "int8": bool(meta.get("int8", False)),
+            "int8": _int8_summary(meta),
             "dev_scores": meta.get("metrics", {}), "steps": meta.get("global_step"),
             "teacher": meta.get("teacher"),
         })
@@ -43,6 +44,18 @@ def zoo_table(include_presets: bool = False) -> list[dict]:
                          "latency_ms": g.latency_ms, "params": count_parameters(model),
                          "macs_per_s": macs_per_second(model)})
     return rows
+
+
+def _int8_summary(meta: dict) -> str | None:
+    """The INT8 line of a model card (``meta["int8"]``, written by scripts/ship_model.py when the
+    INT8 step was measured on the development set), e.g. ``"ORT mixed, PESQ -0.01"``."""
+    rec = meta.get("int8")
+    if not isinstance(rec, dict):
+        return None
+    q, f = rec.get("metrics", {}).get("pesq_wb"), meta.get("metrics", {}).get("pesq_wb")
+    runtime = {"onnxruntime": "ORT", "litert": "LiteRT"}.get(rec.get("runtime"), rec.get("runtime"))
+    cost = f", PESQ {q - f:+.2f}" if q is not None and f is not None else ""
+    return f"{runtime} {rec.get('mode', '')}{cost}".strip()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
                   if {"pesq_wb", "estoi", "si_sdr"} <= s.keys() else "-")
         t.add_row(r["name"], r["kind"], f"{r['sample_rate'] // 1000} kHz", f"{r['latency_ms']:.0f} ms",
                   f"{r['params']:,}", f"{r['macs_per_s'] / 1e6:.1f}",
-                  f"{r['file_kb']} KB" if "file_kb" in r else "-", "yes" if r.get("int8") else "no", scores)
-    Console().print(t)
+                  f"{r['file_kb']} KB" if "file_kb" in r else "-", r.get("int8") or "no", scores)
+    # piped output is not cut to 80 columns
+    Console(width=None if sys.stdout.isatty() else 200).print(t)
     return 0
