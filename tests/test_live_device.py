@@ -151,3 +151,25 @@ def test_bypass_on_the_device_is_the_input_delayed_by_the_stated_latency(alsa):
     assert info["starved_samples"] == 0
     np.testing.assert_array_equal(den[d:], raw[: len(raw) - d])
     assert not np.any(den[:d])
+
+
+def test_live_at_48k_runs_the_shipped_native_model(alsa):
+    """On a 48 kHz device, the default `gtcrn` is swapped for the shipped `gtcrn_48k` (no resampling);
+    --resample keeps the 16 kHz model."""
+    from denoisezoo.hub import shipped_models
+
+    assert "gtcrn_48k" in shipped_models()
+    rec = alsa["dir"] / "rec48"
+    common = ("--input-device", "dzoo_in", "--output-device", "dzoo_out", "--samplerate", "48000",
+              "--duration", "0.5", "--calibrate-seconds", "0.2")
+    r = alsa["run"]("--model", "gtcrn", *common, "--record", str(rec))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "using gtcrn_48k" in r.stdout
+    info, raw, den = _session(rec)
+    assert info["device_rate"] == info["model_rate"] == 48000
+    assert np.abs(den).max() > 0.001
+    r = alsa["run"]("--model", "gtcrn", *common, "--resample", "--record", str(rec / "rs"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "using gtcrn_48k" not in r.stdout
+    info, _, _ = _session(rec / "rs")
+    assert info["device_rate"] == 48000 and info["model_rate"] == 16000
