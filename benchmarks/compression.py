@@ -298,9 +298,12 @@ def main(argv=None) -> int:
                 continue
             rec = meta["compression"]
             act = "int8 activations and I/O" if bits == 8 else "int16 activations and I/O"
+            kind = "full-integer"
+            if rnnoise:  # litert.QUANT_SCOPES: the network only, the DSP front end in float
+                act, kind = act.replace(" and I/O", " in the network, DSP in float"), "network"
             float_ops = ", ".join(f"{k} x{v}" for k, v in rec["float_ops"].items()) or "none"
             add_step(f"litert_{prec}_ptq", p, meta, "float",
-                     f"LiteRT full-integer {prec} PTQ: int8 weights per channel, {act}, "
+                     f"LiteRT {kind} {prec} PTQ: int8 weights per channel, {act}, "
                      f"calibrated on {rec['calibration_frames']} frames of 16 training "
                      f"mixtures ({rec['calibration_seconds']:g} s); ops left in float: "
                      f"{float_ops}; relative error vs PyTorch {meta['check_rel_err']:.3f} "
@@ -449,9 +452,10 @@ def _markdown(out: dict) -> str:
                   "constant matrices (DFT bases, pitch lag indices) are ONNX Constant nodes, not "
                   "initializers: outside the weights column, yet most of the step file. QAT "
                   "fake-quantizes the dense layers only (not the GRU products that ORT "
-                  "quantizes). LiteRT int8 / int16x8 are "
-                  "full-integer conversions of the whole step, DSP included (ops left in float "
-                  "are listed per row)."]
+                  "quantizes). LiteRT int8 / int16x8 quantize the network (input dense layer, "
+                  "the three GRUs, output dense layer: int8 weights, int8 / int16 activations); "
+                  "the DSP front end stays float (LiteRT's integer kernels do not fit it: see "
+                  "denoisezoo.streaming.litert)."]
     lite = [r for r in out["rows"] if r["runtime"] == "litert"]
     if lite:
         lines += ["", "LiteRT step files (`.tflite`, no sidecar): " + ", ".join(
