@@ -17,7 +17,8 @@ case and exports to ONNX as ``(frame, conv, tra, rnn) -> (out, conv, tra, rnn)``
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -109,6 +110,20 @@ def _weights_key(tensors: list[torch.Tensor]) -> tuple | None:
         return tuple([(id(t), t.data_ptr(), t.dtype, t._version) for t in tensors])
     except RuntimeError:
         return None
+
+
+def _cached_fold(module: nn.Module, src: list[torch.Tensor], build: Callable[[], Any]) -> Any:
+    """``build()``, cached on ``module._folded_cache`` until a tensor of ``src`` changes (see
+    :func:`_weights_key`); ``None`` (nothing cached) for inference tensors."""
+    key = _weights_key(src)
+    if key is None:
+        return None
+    cache = getattr(module, "_folded_cache", None)  # absent in modules pickled before it
+    if cache is not None and cache[0] == key:
+        return cache[2]
+    folded = build()
+    module._folded_cache = (key, src, folded)
+    return folded
 
 
 def _bn_ok(bn: nn.Module) -> bool:
@@ -258,22 +273,15 @@ class ConvBlock(nn.Module):
         conv, bn, act = mods["conv"], mods["bn"], mods["act"]
         if type(act) not in (nn.PReLU, nn.Tanh) or not _bn_ok(bn) or not _plain_eval_modules(self):
             return None
-        src = _module_tensors(conv) + _module_tensors(bn)
-        key = _weights_key(src)
-        if key is None:
+        def build():
+            if type(conv) is nn.ConvTranspose2d:
+                return self._polyphase(conv, bn)
+            if type(conv) is nn.Conv2d and conv.padding_mode == "zeros":
+                w, b = _bn_fold(conv.weight, conv.bias, bn)
+                return (_dense(w, conv.groups), b)
             return None
-        cache = getattr(self, "_folded_cache", None)  # absent in modules pickled before it
-        if cache is not None and cache[0] == key:
-            return cache[2]
-        if type(conv) is nn.ConvTranspose2d:
-            p = self._polyphase(conv, bn)
-        elif type(conv) is nn.Conv2d and conv.padding_mode == "zeros":
-            w, b = _bn_fold(conv.weight, conv.bias, bn)
-            p = (_dense(w, conv.groups), b)
-        else:
-            p = None
-        self._folded_cache = (key, src, p)
-        return p
+
+        return _cached_fold(self, _module_tensors(conv) + _module_tensors(bn), build)
 
     @staticmethod
     def _polyphase(conv: nn.ConvTranspose2d, bn: nn.Module) -> tuple | None:
@@ -386,15 +394,7 @@ class GTConvBlock(nn.Module):
             return None
         src = [t for n in self._CONVS for t in _module_tensors(mods[n])]
         src += [t for bn in bns for t in _module_tensors(bn)]
-        key = _weights_key(src)
-        if key is None:
-            return None
-        cache = getattr(self, "_folded_cache", None)  # absent in modules pickled before it
-        if cache is not None and cache[0] == key:
-            return cache[2]
-        p = self._fold()
-        self._folded_cache = (key, src, p)
-        return p
+        return _cached_fold(self, src, self._fold)
 
     def _fold(self) -> tuple | None:
         pc1, dc, pc2 = self.point_conv1, self.depth_conv, self.point_conv2
