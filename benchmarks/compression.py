@@ -76,6 +76,8 @@ def _args(argv=None):
     p.add_argument("--rtf-repeats", type=int, default=3)
     p.add_argument("--workers", type=int, default=1, help="scoring processes")
     p.add_argument("--no-litert", action="store_true", help="skip the LiteRT rows")
+    p.add_argument("--skip", nargs="*", default=[], choices=("ptq", "sparse", "qat"),
+                   help="skip these row groups (e.g. a long structured-pruning run alone)")
     p.add_argument("--litert-calibration-frames", type=int, default=2000,
                    help="calibration frames for LiteRT int8 / int16x8 (default 2000, as ORT)")
     return p.parse_args(argv)
@@ -258,7 +260,7 @@ def main(argv=None) -> int:
     # --- INT8 post-training quantization of the float model
     no_conv = ("mixed = static MatMul/Gemm + dynamic Conv, and the RNNoise step graph has no "
                "Conv: it would be the static model")
-    for mode in ("static", "dynamic", "mixed"):
+    for mode in ("static", "dynamic", "mixed") if "ptq" not in args.skip else ():
         if rnnoise and mode == "mixed":
             skip("int8_mixed_ptq", no_conv)
             continue
@@ -325,7 +327,7 @@ def main(argv=None) -> int:
             add_torch(f"{tag}_ft", pruned, f"structured {r:.0%} + {ft['steps']} distillation "
                       f"steps", rec, ft)
 
-    if args.steps > 0:
+    if args.steps > 0 and "sparse" not in args.skip:
         # --- gradual 50 % block sparsity (GRU + linear weights) during fine-tuning
         student = copy.deepcopy(float_model).train()
         cb = SparsityCallback(final_sparsity=0.5, begin_step=0, end_step=int(0.7 * args.steps),
@@ -336,6 +338,7 @@ def main(argv=None) -> int:
         add_torch("sparse50_ft", student, f"gradual 4x4 block sparsity of GRU/linear weights "
                   f"({rec['sparsity']:.0%} reached) during {ft['steps']} steps", rec, ft)
 
+    if args.steps > 0 and "qat" not in args.skip:
         # --- QAT, then the same INT8 ONNX Runtime path
         student = copy.deepcopy(float_model).train()
         ft = _finetune(student, teacher, dm, args.steps, args.lr / 5, [QATCallback()])
