@@ -65,16 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         q_model = load_model(q_path)
         systems[int8_key] = lambda x, sr: enhance_array(q_model, x, sr)
     res = evaluate_systems(systems, dev, workers=2, progress=False)
-    metrics = {k: round(v["mean"], 4) for k, v in res["summary"][args.name]["metrics"].items()
-               if k in ("pesq_wb", "stoi", "estoi", "si_sdr")}
-    noisy = {k: round(v["mean"], 4) for k, v in res["summary"]["noisy"]["metrics"].items()
-             if k in ("pesq_wb", "stoi", "estoi", "si_sdr")}
+    def scores(system: str) -> dict[str, float]:
+        return {k: round(v["mean"], 4) for k, v in res["summary"][system]["metrics"].items()
+                if k in ("pesq_wb", "stoi", "estoi", "si_sdr")}
+
+    metrics, noisy = scores(args.name), scores("noisy")
     int8 = None
     if args.int8 != "none":
-        int8 = {"runtime": "onnxruntime", "mode": args.int8,
-                "metrics": {k: round(v["mean"], 4)
-                            for k, v in res["summary"][int8_key]["metrics"].items()
-                            if k in ("pesq_wb", "stoi", "estoi", "si_sdr")},
+        int8 = {"runtime": "onnxruntime", "mode": args.int8, "metrics": scores(int8_key),
                 "check_rel_err": q_meta.get("check_rel_err"),
                 "command": f"denoisezoo compress quantize --model {args.name} --mode {args.int8} "
                            "--calibration NOISY_WAVS -o model_int8.onnx"}

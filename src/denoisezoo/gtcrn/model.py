@@ -112,17 +112,19 @@ def _weights_key(tensors: list[torch.Tensor]) -> tuple | None:
         return None
 
 
-def _cached_fold(module: nn.Module, src: list[torch.Tensor], build: Callable[[], Any]) -> Any:
-    """``build()``, cached on ``module._folded_cache`` until a tensor of ``src`` changes (see
-    :func:`_weights_key`); ``None`` (nothing cached) for inference tensors."""
+def _cached_fold(module: nn.Module, src: list[torch.Tensor], build: Callable[[], Any],
+                 attr: str = "_folded_cache") -> Any:
+    """``build()``, cached on ``module.<attr>`` as ``(key, src, result)`` until a tensor of
+    ``src`` changes (see :func:`_weights_key`); ``None`` (nothing built or cached) for inference
+    tensors."""
     key = _weights_key(src)
     if key is None:
         return None
-    cache = getattr(module, "_folded_cache", None)  # absent in modules pickled before it
+    cache = getattr(module, attr, None)  # absent in modules pickled before it
     if cache is not None and cache[0] == key:
         return cache[2]
     folded = build()
-    module._folded_cache = (key, src, folded)
+    setattr(module, attr, (key, src, folded))
     return folded
 
 
@@ -490,7 +492,8 @@ class GRNN(nn.Module):
                            bidirectional=bidirectional)
         self.rnn2 = nn.GRU(input_size // 2, hidden_size // 2, 1, batch_first=True,
                            bidirectional=bidirectional)
-        # (key, weights, backward-unit mask) of the last fused_weights build; not in state_dict
+        # (key, source tensors, (weights, backward-unit mask)) of the last cached fused_weights
+        # build; not in state_dict
         self._fused_cache: tuple | None = None
 
     @property
@@ -538,12 +541,14 @@ class GRNN(nn.Module):
         for rnn in (mods["rnn1"], mods["rnn2"]):  # direct dict reads: cheaper than getattr
             ps = rnn._parameters
             params += [ps[n] if ps.get(n) is not None else getattr(rnn, n) for n in names]
-        key = None
-        if not torch.is_grad_enabled():
-            key = _weights_key(params)  # None for inference tensors: do not cache
-            cache = getattr(self, "_fused_cache", None)  # absent in modules pickled before it
-            if key is not None and cache is not None and cache[0] == key:
-                return cache[1], cache[2]
+        if torch.is_grad_enabled():
+            return self._build_fused(params)
+        cached = _cached_fold(self, params, lambda: self._build_fused(params), "_fused_cache")
+        return cached if cached is not None else self._build_fused(params)  # inference tensors
+
+    def _build_fused(self, params: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """:meth:`fused_weights` from the ``rnn1`` then ``rnn2`` parameters in ``_flat_weights``
+        order."""
         hg = self.rnn1.hidden_size
         cg = self.rnn1.input_size
         n_dir = 2 if self.bidirectional else 1
@@ -562,10 +567,7 @@ class GRNN(nn.Module):
             w_ih = w_ih[:, (2 * g + d) * cg + j]
         u = torch.arange(2 * n_dir * hg, device=w_ih.device) // hg
         bwd = (u % n_dir) == 1
-        weights = [w_ih.contiguous(), w_hh.contiguous(), b_ih, b_hh]
-        if key is not None:  # the params too: no id in the key is reused while it is cached
-            self._fused_cache = (key, weights, bwd, params)
-        return weights, bwd
+        return [w_ih.contiguous(), w_hh.contiguous(), b_ih, b_hh], bwd
 
     def _forward_fused(self, x: torch.Tensor, h: torch.Tensor | None):
         weights, bwd = self.fused_weights()

@@ -148,13 +148,9 @@ class EnhancementSystem(L.LightningModule):
         """
         extra: dict[str, Any] = {}
         mask = None
-        wants_outputs = getattr(self.loss, "needs_model_outputs", False)
-        if with_mask:
-            if wants_outputs:
-                raise ValueError(f"{type(self.loss).__name__} needs the model's outputs; it cannot "
-                                 "be combined with mask matching (mask_weight)")
+        if with_mask:  # DistillationSystem refuses mask matching with needs_model_outputs
             est_spec, _, mask = self.model.forward_with_mask(noisy_spec)
-        elif wants_outputs:
+        elif getattr(self.loss, "needs_model_outputs", False):
             out = self.model.forward_with_gains(noisy_spec)
             est_spec, extra["outputs"] = out.spec, out
         else:
@@ -308,7 +304,8 @@ class DistillationSystem(EnhancementSystem):
         **kwargs: the :class:`EnhancementSystem` arguments (``loss``, ``lr``, ...).
 
     Raises:
-        ValueError: if the sample rates differ, or ``mask_weight > 0`` with differing geometries.
+        ValueError: if the sample rates differ, or ``mask_weight > 0`` with differing geometries
+            or with a loss that needs the model's outputs.
     """
 
     def __init__(self, model: nn.Module, teacher: nn.Module, alpha: float = 0.5,
@@ -322,11 +319,13 @@ class DistillationSystem(EnhancementSystem):
         if mask_weight and not self.same_geometry:
             raise ValueError(f"mask_weight={mask_weight} needs equal STFT geometries (the masks' "
                              f"shapes differ): teacher {t_geom}, student {s_geom}; use mask_weight=0")
+        if mask_weight and getattr(self.loss, "needs_model_outputs", False):
+            raise ValueError(f"{type(self.loss).__name__} needs the model's outputs; it cannot "
+                             "be combined with mask matching (mask_weight)")
         self.teacher = teacher.eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         self.teacher_source = getattr(teacher, "source", type(teacher).__name__)
-        self.teacher_geometry = t_geom
         self.register_buffer("teacher_window", t_geom.make_window(torch.float32), persistent=False)
 
     def train(self, mode: bool = True):
@@ -347,7 +346,7 @@ class DistillationSystem(EnhancementSystem):
             else:
                 t_spec, t_mask = self.teacher(noisy_spec), None
             return t_spec, self.synthesise(t_spec, n), t_mask
-        g, w = self.teacher_geometry, self.teacher_window
+        g, w = self.teacher.geometry, self.teacher_window
         t_wav = istft(self.teacher(stft(noisy, g, w)), g, n, w)
         return self.analyse(t_wav), t_wav, None
 
