@@ -4,9 +4,9 @@
 
 ``--checkpoint`` is anything :func:`denoisezoo.hub.load_model` reads (default: the official GTCRN
 DNS3 model); an RNNoise port (e.g. ``runs/rnnoise_16k/checkpoints/last.ckpt``) gets the rows its
-family supports, the others are skipped with the reason printed and stored (``skipped``):
-structured pruning (GTCRN only), ORT ``mixed`` (equals ``static``: the RNNoise step has no
-``Conv``). RNNoise fine-tuning distils with :class:`~denoisezoo.training.losses.RNNoiseLoss`
+family supports, the others are skipped with the reason printed and stored (``skipped``): ORT
+``mixed`` (equals ``static``: the RNNoise step has no ``Conv``). Structured pruning removes
+GT-block channels and GRU units of GTCRN, and input-dense and GRU units of RNNoise. RNNoise fine-tuning distils with :class:`~denoisezoo.training.losses.RNNoiseLoss`
 (band gains + VAD) instead of GTCRN's hybrid loss; its INT8 rows keep the DSP front end float
 (:data:`denoisezoo.compress.quantize.RNNOISE_KEEP_FLOAT`).
 
@@ -312,11 +312,7 @@ def main(argv=None) -> int:
                      f"on {meta['check_frames']} calibration frames")
 
     # --- structured pruning, one-shot then distillation fine-tune
-    if rnnoise and args.ratios:
-        skip("structured pruning (" + ", ".join(f"struct{round(r * 100)}" for r in args.ratios)
-             + ")", "denoisezoo.compress.prune_structured supports GTCRN only (no RNNoise "
-             "GRU-unit pruning yet)")
-    for r in ([] if rnnoise else args.ratios):
+    for r in args.ratios:
         tag = f"struct{round(r * 100)}"
         pruned, rec = prune_structured(float_model, r, criterion=args.criterion, scope="layer",
                                        batches=taylor_batches if args.criterion == "taylor" else None)

@@ -121,6 +121,111 @@ def test_structured_pruning_rejects_bad_ratio():
         prune_structured(gtcrn_tiny(), 1.0)
 
 
+def _trained_rnnoise(seed: int = 0):
+    """rnnoise_tiny with non-zero biases (Keras initialises them to zero)."""
+    from denoisezoo.rnnoise_port import rnnoise_tiny
+
+    torch.manual_seed(seed)
+    m = rnnoise_tiny()
+    with torch.no_grad():
+        for name, prm in m.named_parameters():
+            if name.endswith("bias"):
+                prm.uniform_(-0.3, 0.3)
+    return m.eval()
+
+
+def _rnnoise_spec(frames: int = 30, seed: int = 0) -> torch.Tensor:
+    from denoisezoo.dsp.stft import stft
+
+    x = torch.from_numpy(speechlike(frames * 160, seed=seed))[None]
+    x = x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
+    return stft(x, _trained_rnnoise().geometry)
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_structured_rnnoise_shrinks_and_streams(scope):
+    from denoisezoo.rnnoise_port import RNNoise
+
+    model = _trained_rnnoise()
+    small, rec = prune_structured(model, 0.5, scope=scope)
+    assert isinstance(small, RNNoise)
+    c0, c1 = model.config, small.config
+    sizes0 = (c0.dense_size, c0.vad_size, c0.noise_size, c0.denoise_size)
+    sizes1 = (c1.dense_size, c1.vad_size, c1.noise_size, c1.denoise_size)
+    assert sum(sizes1) == sum(sizes0) // 2 and all(1 <= b <= a for a, b in zip(sizes0, sizes1))
+    if scope == "layer":
+        assert sizes1 == tuple(s // 2 for s in sizes0)
+    assert rec["params_after"] == count_parameters(small) < 0.6 * count_parameters(model)
+    assert macs_per_second(small) < macs_per_second(model)
+    assert small.initial_state().denoise_h.shape[-1] == c1.denoise_size  # states shrink too
+    again = RNNoise(small.config)
+    again.load_state_dict(small.state_dict())
+    assert _stream_vs_offline(small, chunks=(1, 333)) < 1e-5
+
+
+def test_structured_rnnoise_dead_units_preserve_function():
+    """Zero every weight of some units (they then output exactly 0): the l2 criterion finds
+    exactly them and removing them leaves gains, VAD and output unchanged."""
+    from denoisezoo.compress.structured import _index, _slices
+
+    model = _trained_rnnoise(1)
+    sd = model.state_dict()
+    dead_n = {}
+    with torch.no_grad():
+        for g in unit_groups(model):
+            dead = torch.arange(0, g.size, 4)  # a quarter of each group
+            dead_n[g.key] = len(dead)
+            for key, dim, how in _slices(model, g, g.subs[0]):
+                sd[key].index_fill_(dim, _index(how, dead, g.size), 0.0)
+    model.load_state_dict(sd)
+    imp = unit_importance(model, "l2")
+    assert {k: int((v[0] == 0).sum()) for k, v in imp.items()} == dead_n
+    small, rec = prune_structured(model, 0.25, criterion="l2")
+    assert rec["units_after"] == {g.key: g.size - dead_n[g.key] for g in unit_groups(model)}
+    spec = _rnnoise_spec()
+    with torch.no_grad():
+        ref, out = model.forward_with_gains(spec), small.forward_with_gains(spec)
+    torch.testing.assert_close(out.gains, ref.gains, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(out.vad, ref.vad, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(out.spec, ref.spec, atol=1e-5, rtol=1e-4)
+
+
+def test_structured_rnnoise_per_kind_ratio_and_taylor():
+    model = _trained_rnnoise(2)
+    x = torch.from_numpy(speechlike(8000))[None]
+    batches = [(x + 0.05 * torch.randn_like(x), x)]
+    imp = unit_importance(model, "taylor", batches=batches)
+    assert set(imp) == {"dense0", "vad0", "noise0", "denoise0"}
+    assert all(torch.isfinite(v).all() and (v >= 0).all() and v.sum() > 0
+               for vs in imp.values() for v in vs)
+    small, rec = prune_structured(model, {"denoise": 0.75}, criterion="taylor", batches=batches,
+                                  kinds=("denoise", "noise"))
+    assert (small.config.denoise_size, small.config.noise_size) == (4, 8)
+    assert (small.config.dense_size, small.config.vad_size) == (8, 8)
+    with pytest.raises(ValueError, match="unknown unit kinds"):
+        prune_structured(model, 0.5, kinds=("gt",))
+    with pytest.raises(TypeError, match="GTCRN and RNNoise"):
+        prune_structured(torch.nn.Linear(2, 2), 0.5)
+
+
+def test_structured_rnnoise_artefact_via_cli(tmp_path, wav_file):
+    from denoisezoo.cli import main
+    from denoisezoo.hub import save_checkpoint
+
+    src = save_checkpoint(_trained_rnnoise(3), tmp_path / "rn.pt", name="rn")
+    out = tmp_path / "rn50.pt"
+    assert main(["compress", "prune", "--checkpoint", str(src), "--ratio", "0.5",
+                 "--kinds", "vad,noise,denoise", "-o", str(out)]) == 0
+    loaded = load_model(out)
+    assert loaded.checkpoint_meta["compression"]["kinds"] == ["vad", "noise", "denoise"]
+    assert (loaded.config.dense_size, loaded.config.vad_size, loaded.config.noise_size,
+            loaded.config.denoise_size) == (8, 4, 4, 8)
+    wav = wav_file("in.wav", seconds=0.25)
+    assert main(["denoise", "--checkpoint", str(out), str(wav), "-o", str(tmp_path / "o.wav")]) == 0
+    assert main(["compress", "prune", "--checkpoint", str(src), "--ratio", "0.5", "--kinds", "gt",
+                 "-o", str(tmp_path / "bad.pt")]) == 1
+
+
 # ------------------------------------------------------------------------------ unstructured
 def test_cubic_schedule_endpoints_and_monotone():
     vals = [cubic_sparsity(s, 0.8, 10, 110) for s in range(0, 130)]

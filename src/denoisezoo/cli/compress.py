@@ -34,9 +34,10 @@ def add_parser(sub) -> None:
     cmd = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     pr = cmd.add_parser("prune", help="structured (smaller dense model) or magnitude pruning",
-                        description="Prune a model. --structured (default) removes GT-block hidden "
-                                    "channels and GRU hidden units and writes a smaller dense "
-                                    "GTCRN; --unstructured zeroes the smallest GRU / linear "
+                        description="Prune a model. --structured (default) removes units (GTCRN: "
+                                    "GT-block hidden channels and GRU hidden units; RNNoise: "
+                                    "input dense and GRU units) and writes a smaller dense "
+                                    "model of the same kind; --unstructured zeroes the smallest GRU / linear "
                                     "weights (or blocks, --block). Fine-tune the result with "
                                     "`denoisezoo train` (model class_path "
                                     "denoisezoo.compress.from_checkpoint).")
@@ -53,7 +54,8 @@ def add_parser(sub) -> None:
     pr.add_argument("--scope", choices=("layer", "global"), default="layer",
                     help="same ratio in every layer, or one global ranking")
     pr.add_argument("--kinds", default=None,
-                    help="comma-separated unit kinds (structured: gt,tra,intra,inter; "
+                    help="comma-separated unit kinds (structured GTCRN: gt,tra,intra,inter; "
+                         "structured RNNoise: dense,vad,noise,denoise; "
                          "unstructured: gru,linear,conv)")
     pr.add_argument("--block", type=int, nargs=2, default=(1, 1), metavar=("ROWS", "COLS"),
                     help="unstructured: block size (default 1 1)")
@@ -133,7 +135,7 @@ def _prune(args: argparse.Namespace) -> int:
     kinds = tuple(k for k in args.kinds.split(",") if k) if args.kinds else None
     try:
         if args.structured:
-            from denoisezoo.compress.structured import KINDS, prune_structured
+            from denoisezoo.compress.structured import prune_structured
 
             batches = None
             if args.criterion == "taylor":
@@ -141,7 +143,7 @@ def _prune(args: argparse.Namespace) -> int:
                     return error("--criterion taylor needs --pairs SPEC (noisy/clean pairs)")
                 batches = _taylor_batches(args.pairs, args.max_pairs, model.geometry.sample_rate)
             pruned, record = prune_structured(model, args.ratio, criterion=args.criterion,
-                                              scope=args.scope, kinds=kinds or KINDS,
+                                              scope=args.scope, kinds=kinds,
                                               batches=batches)
         else:
             from denoisezoo.compress.sparse import prune_unstructured

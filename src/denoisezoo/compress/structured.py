@@ -1,7 +1,8 @@
-"""Structured pruning of GTCRN into a smaller dense GTCRN.
+"""Structured pruning of GTCRN or the RNNoise port into a smaller dense model of the same class.
 
-Prunable unit groups (each unit is removed with every weight that produces or consumes it, so the
-result is a plain :class:`~denoisezoo.gtcrn.GTCRN` built from its :class:`GTCRNConfig`):
+Each unit is removed with every weight that produces or consumes it, so the result is a plain
+:class:`~denoisezoo.gtcrn.GTCRN` / :class:`~denoisezoo.rnnoise_port.RNNoise` built from its config
+with narrower widths. GTCRN's prunable unit groups (:data:`KINDS`):
 
 - ``gt``: hidden channels of each grouped temporal conv block (``point_conv1`` outputs, its
   BatchNorm, the depthwise causal conv + BatchNorm, ``point_conv2`` inputs, the conv cache);
@@ -15,6 +16,15 @@ result is a plain :class:`~denoisezoo.gtcrn.GTCRN` built from its :class:`GTCRNC
 
 Not pruned: the encoder/decoder width ``channels`` (it ties skips, channel shuffle and the
 LayerNorms over ``(width, channels)`` together), the stem convs and the ERB/SFE front end.
+
+RNNoise's groups (:data:`RNNOISE_KINDS`; the DSP front end and the band-gain / VAD outputs stay):
+
+- ``dense``: outputs of the input dense layer (its rows and bias; the first input rows of the VAD
+  and noise GRU kernels);
+- ``vad``, ``noise``, ``denoise``: hidden units of the three GRUs (gate columns ``[z, r, c]`` of
+  the kernel, recurrent kernel and bias, the recurrent row, and the input rows of every consumer:
+  the VAD / band-gain output layers and the next GRUs, which read ``[dense, vad, features]`` and
+  ``[vad, noise, features]``); the streaming states shrink with them.
 
 Importance of a unit (:func:`unit_importance`):
 
@@ -34,27 +44,29 @@ profile is the mean of their sorted importances.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from denoisezoo.gtcrn import GTCRN, GTCRNConfig
+from denoisezoo.rnnoise_port import RNNoise
 
-__all__ = ["KINDS", "UnitGroup", "unit_groups", "unit_importance", "select_units",
-           "prune_structured", "apply_keep"]
+__all__ = ["KINDS", "RNNOISE_KINDS", "UnitGroup", "unit_groups", "unit_importance",
+           "select_units", "prune_structured", "apply_keep"]
 
 KINDS = ("gt", "tra", "intra", "inter")
-_GATES = 3  # GRU gates r, z, n stacked along the rows of weight_ih / weight_hh
+RNNOISE_KINDS = ("dense", "vad", "noise", "denoise")
+_GATES = 3  # GRU gates stacked along one axis (torch: r, z, n rows; Keras: z, r, c columns)
 
 
 @dataclass(frozen=True)
 class UnitGroup:
     """One prunable group: ``subs`` sub-groups (module prefix, direction suffix) sharing a count.
 
-    ``kind`` is one of :data:`KINDS`; ``index`` is the block (GT blocks encoder then decoder, or
-    dual-path blocks); ``size`` the units per sub-group.
+    ``kind`` is one of :data:`KINDS` / :data:`RNNOISE_KINDS`; ``index`` is the block (GT blocks
+    encoder then decoder, or dual-path blocks; 0 for RNNoise); ``size`` the units per sub-group.
     """
 
     kind: str
@@ -76,11 +88,7 @@ def _gt_blocks(model: GTCRN) -> list[tuple[str, nn.Module]]:
     return enc + dec
 
 
-def unit_groups(model: GTCRN, kinds: Sequence[str] = KINDS) -> list[UnitGroup]:
-    """The prunable groups of ``model`` (in a fixed order)."""
-    bad = set(kinds) - set(KINDS)
-    if bad:
-        raise ValueError(f"unknown unit kinds {sorted(bad)}; expected some of {KINDS}")
+def _gtcrn_groups(model: GTCRN, kinds: Sequence[str]) -> list[UnitGroup]:
     out: list[UnitGroup] = []
     blocks = _gt_blocks(model)
     for kind in kinds:
@@ -105,12 +113,7 @@ def _is_deconv(model: GTCRN, group: UnitGroup) -> bool:
     return group.prefix.startswith("decoder.")
 
 
-def _slices(model: GTCRN, g: UnitGroup, sub: str) -> list[tuple[str, int, str]]:
-    """``(state-dict key, dim, how)`` entries touched by the units of one sub-group.
-
-    ``how`` is ``"unit"`` (index = unit) or ``"gate"`` (rows ``k, H + k, 2H + k``) or
-    ``"out:<offset>"`` (consumer column ``offset + k``).
-    """
+def _gtcrn_slices(model: GTCRN, g: UnitGroup, sub: str) -> list[tuple[str, int, str]]:
     p = g.prefix
     if g.kind == "gt":
         dec = _is_deconv(model, g)
@@ -141,6 +144,131 @@ def _slices(model: GTCRN, g: UnitGroup, sub: str) -> list[tuple[str, int, str]]:
             (f"{gru}.bias_hh_l0{suffix}", 0, "gate"), (fc, 1, f"out:{offset}")]
 
 
+def _gtcrn_signals(model: GTCRN, g: UnitGroup) -> list[tuple[nn.Module, str, int, int]]:
+    mods = dict(model.named_modules())
+    if g.kind == "gt":
+        return [(mods[f"{g.prefix}.point_conv2"], "pre", 1, 0)]
+    if g.kind == "tra":
+        return [(mods[f"{g.prefix}.att_gru"], "out", -1, 0)]
+    res = []
+    for sub in g.subs:
+        mod, suffix = sub.split(":")
+        res.append((mods[f"{g.prefix}.{mod}"], "out", -1, g.size if suffix else 0))
+    return res
+
+
+def _gtcrn_rebuild(model: GTCRN, groups: dict[str, UnitGroup], counts: dict[str, int]) -> GTCRN:
+    cfg = model.config
+    width = {"gt": list(cfg.block_hidden), "tra": list(cfg.block_tra_hidden),
+             "intra": list(cfg.dp_intra_hidden), "inter": list(cfg.dp_inter_hidden)}
+    for key, n in counts.items():
+        g = groups[key]  # the dual-path GRUs' config width counts both groups / directions
+        width[g.kind][g.index] = 2 * n if g.kind in ("intra", "inter") else n
+    new_cfg = replace(cfg, hidden_channels=tuple(width["gt"]), tra_hidden=tuple(width["tra"]),
+                      intra_hidden=tuple(width["intra"]), inter_hidden=tuple(width["inter"]))
+    return GTCRN(_canonical(new_cfg))
+
+
+def _canonical(cfg: GTCRNConfig) -> GTCRNConfig:
+    """Drop width tuples that equal the defaults (an unpruned config stays the paper config)."""
+    base = replace(cfg, hidden_channels=None, tra_hidden=None, intra_hidden=None, inter_hidden=None)
+    kw = {}
+    for name, default in (("hidden_channels", base.block_hidden), ("tra_hidden", base.block_tra_hidden),
+                          ("intra_hidden", base.dp_intra_hidden), ("inter_hidden", base.dp_inter_hidden)):
+        v = getattr(cfg, name)
+        kw[name] = None if v is None or tuple(v) == tuple(default) else v
+    return replace(base, **kw)
+
+
+# ----------------------------------------------------------------------------- RNNoise
+_RNN_SIZE = {"dense": "dense_size", "vad": "vad_size", "noise": "noise_size",
+             "denoise": "denoise_size"}
+_RNN_MODULE = {"dense": "input_dense", "vad": "vad_gru", "noise": "noise_gru",
+               "denoise": "denoise_gru"}
+
+
+def _rnnoise_groups(model: RNNoise, kinds: Sequence[str]) -> list[UnitGroup]:
+    return [UnitGroup(k, 0, _RNN_MODULE[k], ("",), getattr(model.config, _RNN_SIZE[k]))
+            for k in kinds]
+
+
+def _rnnoise_slices(model: RNNoise, g: UnitGroup, sub: str) -> list[tuple[str, int, str]]:
+    cfg = model.config
+    d, v = cfg.dense_size, cfg.vad_size
+    if g.kind == "dense":  # Linear rows; first input rows of the VAD and noise GRU kernels
+        return [("input_dense.weight", 0, "unit"), ("input_dense.bias", 0, "unit"),
+                ("vad_gru.kernel", 0, "out:0"), ("noise_gru.kernel", 0, "out:0")]
+    gru = g.prefix  # KerasGRU: kernel (I, 3N), recurrent_kernel (N, 3N), bias (3N); gates [z, r, c]
+    own = [(f"{gru}.kernel", 1, "gate"), (f"{gru}.recurrent_kernel", 1, "gate"),
+           (f"{gru}.recurrent_kernel", 0, "unit"), (f"{gru}.bias", 0, "gate")]
+    consumers = {  # noise reads [dense, vad, feats], denoise reads [vad, noise, feats]
+        "vad": [("vad_output.weight", 1, "unit"), ("noise_gru.kernel", 0, f"out:{d}"),
+                ("denoise_gru.kernel", 0, "out:0")],
+        "noise": [("denoise_gru.kernel", 0, f"out:{v}")],
+        "denoise": [("denoise_output.weight", 1, "unit")],
+    }
+    return own + consumers[g.kind]
+
+
+def _rnnoise_signals(model: RNNoise, g: UnitGroup) -> list[tuple[nn.Module, str, int, int]]:
+    # the dense layer's pre-activation: a removed unit is a zero pre-activation (tanh(0) = 0)
+    return [(getattr(model, g.prefix), "out", -1, 0)]
+
+
+def _rnnoise_rebuild(model: RNNoise, groups: dict[str, UnitGroup], counts: dict[str, int]
+                     ) -> RNNoise:
+    sizes = {_RNN_SIZE[groups[k].kind]: n for k, n in counts.items()}
+    return RNNoise(replace(model.config, **sizes))
+
+
+# ----------------------------------------------------------------------------- families
+@dataclass(frozen=True)
+class _Family:
+    """How structured pruning sees one model class (groups, parameter slices, signals, rebuild)."""
+
+    kinds: tuple[str, ...]
+    groups: Callable[[nn.Module, Sequence[str]], list[UnitGroup]]
+    slices: Callable[[nn.Module, UnitGroup, str], list[tuple[str, int, str]]]
+    signals: Callable[[nn.Module, UnitGroup], list[tuple[nn.Module, str, int, int]]]
+    rebuild: Callable[[nn.Module, dict[str, UnitGroup], dict[str, int]], nn.Module]
+
+
+_FAMILIES: dict[type, _Family] = {
+    GTCRN: _Family(KINDS, _gtcrn_groups, _gtcrn_slices, _gtcrn_signals, _gtcrn_rebuild),
+    RNNoise: _Family(RNNOISE_KINDS, _rnnoise_groups, _rnnoise_slices, _rnnoise_signals,
+                     _rnnoise_rebuild),
+}
+
+
+def _family(model: nn.Module) -> _Family:
+    for cls, fam in _FAMILIES.items():
+        if isinstance(model, cls):
+            return fam
+    raise TypeError(f"structured pruning supports GTCRN and RNNoise models, got "
+                    f"{type(model).__name__}")
+
+
+def unit_groups(model: GTCRN | RNNoise, kinds: Sequence[str] | None = None) -> list[UnitGroup]:
+    """The prunable groups of ``model`` (in a fixed order); ``kinds`` default: all of its family
+    (:data:`KINDS` for GTCRN, :data:`RNNOISE_KINDS` for RNNoise)."""
+    fam = _family(model)
+    kinds = fam.kinds if kinds is None else tuple(kinds)
+    bad = set(kinds) - set(fam.kinds)
+    if bad:
+        raise ValueError(f"unknown unit kinds {sorted(bad)} for {type(model).__name__}; "
+                         f"expected some of {fam.kinds}")
+    return fam.groups(model, kinds)
+
+
+def _slices(model: nn.Module, g: UnitGroup, sub: str) -> list[tuple[str, int, str]]:
+    """``(state-dict key, dim, how)`` entries touched by the units of one sub-group.
+
+    ``how`` is ``"unit"`` (index = unit) or ``"gate"`` (indices ``k, H + k, 2H + k``) or
+    ``"out:<offset>"`` (consumer index ``offset + k``); indices are in the unpruned layout.
+    """
+    return _family(model).slices(model, g, sub)
+
+
 def _index(how: str, units: torch.Tensor, h: int) -> torch.Tensor:
     if how == "unit":
         return units
@@ -150,7 +278,7 @@ def _index(how: str, units: torch.Tensor, h: int) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- importance
-def _magnitude(model: GTCRN, g: UnitGroup, sub: str, p: float) -> torch.Tensor:
+def _magnitude(model: nn.Module, g: UnitGroup, sub: str, p: float) -> torch.Tensor:
     sd = model.state_dict()
     acc = torch.zeros(g.size, dtype=torch.float64)
     units = torch.arange(g.size)
@@ -165,25 +293,12 @@ def _magnitude(model: GTCRN, g: UnitGroup, sub: str, p: float) -> torch.Tensor:
     return acc.pow(1 / p).float()
 
 
-def _signal_modules(model: GTCRN, g: UnitGroup) -> list[tuple[nn.Module, str, int, int]]:
-    """``(module, "pre"|"out", channel dim, offset)`` whose signal holds each sub-group's units."""
-    mods = dict(model.named_modules())
-    if g.kind == "gt":
-        return [(mods[f"{g.prefix}.point_conv2"], "pre", 1, 0)]
-    if g.kind == "tra":
-        return [(mods[f"{g.prefix}.att_gru"], "out", -1, 0)]
-    res = []
-    for sub in g.subs:
-        mod, suffix = sub.split(":")
-        res.append((mods[f"{g.prefix}.{mod}"], "out", -1, g.size if suffix else 0))
-    return res
-
-
-def _taylor(model: GTCRN, groups: Sequence[UnitGroup],
+def _taylor(model: nn.Module, groups: Sequence[UnitGroup],
             batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, list[torch.Tensor]]:
     from denoisezoo.dsp.stft import istft, stft
     from denoisezoo.training.losses import HybridLoss
 
+    signals = _family(model).signals
     loss_fn = HybridLoss()
     store: dict[int, list[torch.Tensor]] = {}
     hooks = []
@@ -193,16 +308,19 @@ def _taylor(model: GTCRN, groups: Sequence[UnitGroup],
             t.retain_grad()
             store.setdefault(id(module), []).append(t)
 
+    def first(out):  # RNN modules return (sequence, state)
+        return out[0] if isinstance(out, tuple) else out
+
     seen: set[int] = set()
     for g in groups:
-        for m, where, _, _ in _signal_modules(model, g):
+        for m, where, _, _ in signals(model, g):
             if id(m) in seen:
                 continue
             seen.add(id(m))
             if where == "pre":
                 hooks.append(m.register_forward_pre_hook(lambda mod, inp: keep(mod, inp[0])))
             else:
-                hooks.append(m.register_forward_hook(lambda mod, inp, out: keep(mod, out[0])))
+                hooks.append(m.register_forward_hook(lambda mod, inp, out: keep(mod, first(out))))
     acc = {g.key: [torch.zeros(g.size, dtype=torch.float64) for _ in g.subs] for g in groups}
     was_training = model.training
     model.eval()  # BatchNorm with its running statistics: the network as deployed
@@ -220,14 +338,11 @@ def _taylor(model: GTCRN, groups: Sequence[UnitGroup],
             loss.backward()
             n_batches += 1
             for g in groups:
-                for s, (m, _, dim, off) in enumerate(_signal_modules(model, g)):
+                for s, (m, _, dim, off) in enumerate(signals(model, g)):
                     for a in store.get(id(m), []):
-                        prod = (a * a.grad).movedim(dim, -1)  # items..., positions, units
+                        prod = (a * a.grad).movedim(dim, -1)  # items, positions..., units
                         prod = prod.narrow(-1, off, g.size)
-                        if g.kind == "gt":  # B, T, W, C -> per item sum over T, W
-                            per_item = prod.sum(dim=(1, 2))
-                        else:  # N, L, units -> per sequence sum over L
-                            per_item = prod.sum(dim=1)
+                        per_item = prod.flatten(1, -2).sum(1)  # sum over time (and frequency)
                         acc[g.key][s] += per_item.abs().mean(0).double()
     finally:
         for h in hooks:
@@ -239,15 +354,16 @@ def _taylor(model: GTCRN, groups: Sequence[UnitGroup],
     return {k: [(v / n_batches).float() for v in vs] for k, vs in acc.items()}
 
 
-def unit_importance(model: GTCRN, criterion: str = "l2", kinds: Sequence[str] = KINDS,
+def unit_importance(model: GTCRN | RNNoise, criterion: str = "l2",
+                    kinds: Sequence[str] | None = None,
                     batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None
                     ) -> dict[str, list[torch.Tensor]]:
     """Importance of every unit: ``{group key: [tensor (size,) per sub-group]}``.
 
     Args:
-        model: a GTCRN.
+        model: a GTCRN or RNNoise.
         criterion: ``"l1"``, ``"l2"`` or ``"taylor"``.
-        kinds: unit kinds to score (see :data:`KINDS`).
+        kinds: unit kinds to score (default: all of the model's family).
         batches: ``(noisy (B, N), clean (B, N))`` waveform batches (``"taylor"`` only).
     """
     groups = unit_groups(model, kinds)
@@ -307,72 +423,49 @@ def select_units(groups: Sequence[UnitGroup], importance: dict[str, list[torch.T
     return keep
 
 
-def apply_keep(model: GTCRN, keep: dict[str, list[torch.Tensor]],
-               kinds: Sequence[str] = KINDS) -> GTCRN:
-    """A new dense GTCRN holding only the kept units of ``model`` (see :func:`select_units`)."""
-    cfg = model.config
+def apply_keep(model: GTCRN | RNNoise, keep: dict[str, list[torch.Tensor]],
+               kinds: Sequence[str] | None = None) -> GTCRN | RNNoise:
+    """A new dense model of the same class holding only the kept units of ``model`` (see
+    :func:`select_units`); groups missing from ``keep`` stay whole."""
+    fam = _family(model)
     groups = {g.key: g for g in unit_groups(model, kinds)}
-    hid, tra = list(cfg.block_hidden), list(cfg.block_tra_hidden)
-    intra, inter = list(cfg.dp_intra_hidden), list(cfg.dp_inter_hidden)
     sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    # all slices of all groups, gathered per key (a key can be touched twice, e.g. weight_hh)
+    # one keep-mask per (key, dim) in the unpruned layout: a tensor can be touched by several
+    # groups (a GRU kernel's input rows come from several producers) and on several dims
+    masks: dict[tuple[str, int], torch.Tensor] = {}
+    counts: dict[str, int] = {}
     for key_g, idx_list in keep.items():
         g = groups[key_g]
-        n = len(idx_list[0])
+        counts[key_g] = n = len(idx_list[0])
         if any(len(i) != n for i in idx_list):
             raise ValueError(f"{key_g}: coupled sub-groups must keep the same number of units")
-        if g.kind == "gt":
-            hid[g.index] = n
-        elif g.kind == "tra":
-            tra[g.index] = n
-        elif g.kind == "intra":
-            intra[g.index] = 2 * n
-        else:
-            inter[g.index] = 2 * n
-        # consumer columns (fc) hold all sub-groups side by side: slice them together, once
-        fc_parts: dict[str, list[torch.Tensor]] = {}
-        fc_dim: dict[str, int] = {}
         for sub, units in zip(g.subs, idx_list, strict=True):
-            units = units.long()
-            for key, dim, how in _slices(model, g, sub):
-                if how.startswith("out:"):
-                    fc_parts.setdefault(key, []).append(_index(how, units, g.size))
-                    fc_dim[key] = dim
-                    continue
-                sd[key] = sd[key].index_select(dim, _index(how, units, g.size))
-        for key, parts in fc_parts.items():
-            sd[key] = sd[key].index_select(fc_dim[key], torch.cat(parts))
-    new_cfg = replace(cfg, hidden_channels=tuple(hid), tra_hidden=tuple(tra),
-                      intra_hidden=tuple(intra), inter_hidden=tuple(inter))
-    new_cfg = _canonical(new_cfg)
-    pruned = GTCRN(new_cfg)
+            gone = torch.ones(g.size, dtype=torch.bool)
+            gone[units.long()] = False
+            drop = gone.nonzero().squeeze(1)
+            for key, dim, how in fam.slices(model, g, sub):
+                mask = masks.setdefault((key, dim), torch.ones(sd[key].shape[dim], dtype=torch.bool))
+                mask[_index(how, drop, g.size)] = False
+    for (key, dim), mask in masks.items():
+        sd[key] = sd[key].index_select(dim, mask.nonzero().squeeze(1))
+    pruned = fam.rebuild(model, groups, counts)
     pruned.load_state_dict(sd)
     return pruned.train(model.training)
 
 
-def _canonical(cfg: GTCRNConfig) -> GTCRNConfig:
-    """Drop width tuples that equal the defaults (an unpruned config stays the paper config)."""
-    base = replace(cfg, hidden_channels=None, tra_hidden=None, intra_hidden=None, inter_hidden=None)
-    kw = {}
-    for name, default in (("hidden_channels", base.block_hidden), ("tra_hidden", base.block_tra_hidden),
-                          ("intra_hidden", base.dp_intra_hidden), ("inter_hidden", base.dp_inter_hidden)):
-        v = getattr(cfg, name)
-        kw[name] = None if v is None or tuple(v) == tuple(default) else v
-    return replace(base, **kw)
-
-
-def prune_structured(model: GTCRN, ratio: float | dict[str, float], *, criterion: str = "l2",
-                     scope: str = "layer", kinds: Sequence[str] = KINDS, min_keep: int = 1,
+def prune_structured(model: GTCRN | RNNoise, ratio: float | dict[str, float], *,
+                     criterion: str = "l2", scope: str = "layer",
+                     kinds: Sequence[str] | None = None, min_keep: int = 1,
                      batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None
-                     ) -> tuple[GTCRN, dict]:
-    """Prune ``ratio`` of the units of ``model`` into a new, smaller dense GTCRN.
+                     ) -> tuple[GTCRN | RNNoise, dict]:
+    """Prune ``ratio`` of the units of ``model`` into a new, smaller dense model of its class.
 
     Args:
-        model: a :class:`GTCRN` (left unchanged).
+        model: a :class:`GTCRN` or :class:`RNNoise` (left unchanged).
         ratio: fraction of units removed (see :func:`select_units`).
         criterion: ``"l1"``, ``"l2"`` or ``"taylor"`` (needs ``batches``).
         scope: ``"layer"`` (same ratio in every group) or ``"global"``.
-        kinds: unit kinds to prune (default all of :data:`KINDS`).
+        kinds: unit kinds to prune (default: all of :data:`KINDS` / :data:`RNNOISE_KINDS`).
         min_keep: units kept at least in every group.
         batches: calibration ``(noisy, clean)`` waveform batches for ``"taylor"``.
 
@@ -384,10 +477,13 @@ def prune_structured(model: GTCRN, ratio: float | dict[str, float], *, criterion
         >>> small, rec = prune_structured(gtcrn_tiny(), 0.5)
         >>> small.config.hidden_channels, rec["params_after"] < rec["params_before"]
         ((4, 4, 4, 4), True)
+        >>> from denoisezoo.rnnoise_port import RNNoise
+        >>> small, rec = prune_structured(RNNoise(), 0.5)
+        >>> small.config.noise_size, small.config.denoise_size
+        (24, 48)
     """
-    if not isinstance(model, GTCRN):
-        raise TypeError(f"structured pruning supports GTCRN models, got {type(model).__name__}")
-    kinds = tuple(kinds)
+    fam = _family(model)
+    kinds = fam.kinds if kinds is None else tuple(kinds)
     groups = unit_groups(model, kinds)
     imp = unit_importance(model, criterion, kinds, batches)
     keep = select_units(groups, imp, ratio, scope, min_keep)
@@ -406,4 +502,3 @@ def prune_structured(model: GTCRN, ratio: float | dict[str, float], *, criterion
         "params_after": count_parameters(pruned),
     }
     return pruned, record
-
