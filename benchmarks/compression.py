@@ -85,16 +85,12 @@ def _args(argv=None):
 
 def _datamodule(shared: Path, batch: int, segment: float, length: int, sample_rate: int,
                 seed: int = 0):
-    from denoisezoo.datasets import MixDataModule
+    from denoisezoo.datasets import shared_datamodule
 
-    dm = MixDataModule(
-        train_speech=[str(shared / "data/speech/train")], train_noise=[str(shared / "data/noise/train")],
-        val_speech=[str(shared / "data/speech/dev/it")], val_noise=[str(shared / "data/noise/dev")],
-        segment_seconds=segment, batch_size=batch, num_workers=0, train_length=max(length, 64),
-        val_length=batch, val_segment_seconds=segment, seed=seed, synthetic_noise_prob=0.35,
-        rir_prob=0.2, sample_rate=sample_rate)
-    dm.setup("fit")
-    return dm
+    return shared_datamodule(shared, sample_rate, segment_seconds=segment, batch_size=batch,
+                             num_workers=0, train_length=max(length, 64), val_length=batch,
+                             val_segment_seconds=segment, seed=seed, synthetic_noise_prob=0.35,
+                             rir_prob=0.2)
 
 
 def _family(model) -> tuple[str, str]:

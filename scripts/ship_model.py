@@ -103,15 +103,10 @@ def main(argv: list[str] | None = None) -> int:
 def _quantize(model, out: Path, mode: str, shared: Path) -> dict:
     """INT8 ONNX Runtime step of ``model``, calibrated on 16 training mixtures at its rate."""
     from denoisezoo.compress import quantize_step
-    from denoisezoo.datasets import MixDataModule
+    from denoisezoo.datasets import shared_datamodule
 
-    dm = MixDataModule(train_speech=[str(shared / "data/speech/train")],
-                       train_noise=[str(shared / "data/noise/train")],
-                       val_speech=[str(shared / "data/speech/dev/it")],
-                       val_noise=[str(shared / "data/noise/dev")],
-                       sample_rate=model.geometry.sample_rate, segment_seconds=2.0, batch_size=1,
-                       num_workers=0, train_length=16, val_length=1, seed=0)
-    dm.setup("fit")
+    dm = shared_datamodule(shared, model.geometry.sample_rate, segment_seconds=2.0, batch_size=1,
+                           num_workers=0, train_length=16, val_length=1, seed=0)
     calibration = [dm.train_set[i][0].numpy() for i in range(16)]
     return quantize_step(model, out, calibration, mode=mode, overwrite=True, name=out.stem)
 

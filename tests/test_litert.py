@@ -417,7 +417,7 @@ def test_rnnoise_quantized_tflite_within_bound(tmp_path, monkeypatch):
                              activation_bits=bits, check_frames=100, float_tflite=fl)
         rec = meta["compression"]
         assert meta["precision"] == ("int8" if bits == 8 else "int16x8")
-        assert rec["integer_scope"] == litert.QUANT_SCOPES["RNNoise"]
+        assert rec["integer_scope"] == litert.QUANT_SCOPES["rnnoise"]
         assert meta["check_rel_err"] < bound
         # the network is integer: every GRU / dense FULLY_CONNECTED computes on int8 weights
         fb = fbu.read_model(str(q))

@@ -59,10 +59,14 @@ FAMILIES: dict[str, Family] = {"gtcrn": Family(GTCRN, GTCRNConfig)}
 PRESETS: dict[str, Callable[[], nn.Module]] = dict(GTCRN_PRESETS)
 
 
-def model_family(model: nn.Module) -> str:
+def model_family(model: nn.Module, strict: bool = True) -> str | None:
+    """Registered family name of ``model`` (``"gtcrn"``, ``"rnnoise"``, ...); an unregistered
+    class raises ``TypeError``, or gives ``None`` with ``strict=False``."""
     for name, fam in FAMILIES.items():
         if isinstance(model, fam.model_cls):
             return name
+    if not strict:
+        return None
     raise TypeError(f"{type(model).__name__} is not a registered model family")
 
 

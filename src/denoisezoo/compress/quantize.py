@@ -71,9 +71,9 @@ RNNOISE_KEEP_FLOAT = ("/MatMul*", "/dft/*", "/pitch/*")
 
 
 def _is_rnnoise(model: nn.Module) -> bool:
-    from denoisezoo.rnnoise_port import RNNoise
+    from denoisezoo.hub import model_family
 
-    return isinstance(model, RNNoise)
+    return model_family(model, strict=False) == "rnnoise"
 
 
 def default_keep_float(model: nn.Module) -> tuple[str, ...]:

@@ -23,15 +23,16 @@ __all__ = [
     "PairedDataset",
     "item_rng",
     "list_audio_files",
+    "shared_datamodule",
 ]
 
 
 def __getattr__(name: str):
     # Lightning is imported only by whoever uses the DataModule
-    if name == "MixDataModule":
-        from denoisezoo.datasets.datamodule import MixDataModule
+    if name in ("MixDataModule", "shared_datamodule"):
+        from denoisezoo.datasets import datamodule
 
-        return MixDataModule
+        return getattr(datamodule, name)
     if name == "PairedDataset":
         from denoisezoo.datasets.paired import PairedDataset
 

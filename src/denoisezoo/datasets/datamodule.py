@@ -25,13 +25,14 @@ from __future__ import annotations
 import multiprocessing as mp
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from denoisezoo.datasets.mixing import DynamicMixDataset, EpochSampler
 
-__all__ = ["MixDataModule"]
+__all__ = ["MixDataModule", "shared_datamodule"]
 
 _VAL_SEED_OFFSET = 7919  # validation mixtures never coincide with training ones
 
@@ -138,3 +139,17 @@ class MixDataModule(L.LightningDataModule):
         consumed = int(state_dict.get("consumed", 0))
         if 0 < consumed <= self.train_sampler.length:
             self.train_sampler.skip_to(epoch, consumed)
+
+
+def shared_datamodule(shared_root: str | Path, sample_rate: int = 16000, **kwargs) -> MixDataModule:
+    """A :class:`MixDataModule` on the ``../shared`` layout, set up for ``fit``: training speech
+    and noise from ``data/{speech,noise}/train``, validation from the Italian dev speech and the
+    dev noise. ``kwargs`` are further :class:`MixDataModule` arguments (segment, batch, lengths,
+    seed, recipe); e.g. calibration mixtures for INT8 are ``dm.train_set[i][0]``."""
+    root = Path(shared_root) / "data"
+    dm = MixDataModule(train_speech=[str(root / "speech/train")],
+                       train_noise=[str(root / "noise/train")],
+                       val_speech=[str(root / "speech/dev/it")], val_noise=[str(root / "noise/dev")],
+                       sample_rate=sample_rate, **kwargs)
+    dm.setup("fit")
+    return dm

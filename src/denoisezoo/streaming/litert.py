@@ -310,8 +310,8 @@ def _tflite_feeds(feeds: Sequence[dict[str, np.ndarray]], names: Sequence[str],
 # ai-edge-quantizer 0.6 expands a per-tensor scale of shape (1,) to rank + 1). Only its network
 # (input dense, the three GRUs, output dense) is quantized, as in RNNoise itself (float DSP,
 # 8-bit weights).
-QUANT_SCOPES: dict[str, str] = {
-    "RNNoise": r"KerasGRU_|Linear_(input_dense|vad_output|denoise_output)",
+QUANT_SCOPES: dict[str, str] = {  # by model family (denoisezoo.hub.model_family)
+    "rnnoise": r"KerasGRU_|Linear_(input_dense|vad_output|denoise_output)",
 }
 
 
@@ -560,11 +560,12 @@ def export_tflite(model: nn.Module, path: str | Path, int8: bool = False,
         feeds: list[dict[str, np.ndarray]] = []
         if int8:
             from denoisezoo.compress.quantize import calibration_feeds
+            from denoisezoo.hub import model_family
 
             feeds = calibration_feeds(model, calibration, max_calibration_frames)
             qpath = Path(tmp) / "int8.tflite"
             record = quantize_tflite(fpath, qpath, feeds, ["frame", *names], activation_bits,
-                                     scope=QUANT_SCOPES.get(type(model).__name__))
+                                     scope=QUANT_SCOPES.get(model_family(model, strict=False) or ""))
             record["calibration_clips"] = len(calibration)
             fpath = qpath
         part = path.with_name(path.name + ".part")
