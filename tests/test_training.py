@@ -276,3 +276,17 @@ def test_ddp_two_cpu_processes(corpus, tmp_path):
     ck = torch.load(tmp_path / "ddp/ckpt/last.ckpt", map_location="cpu", weights_only=False)
     assert ck["global_step"] == 2
     assert json.dumps(ck["denoisezoo_model"]["config"])
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
+def test_every_shipped_config_parses(config, monkeypatch, capsys):
+    """Each configs/*.yaml is valid for LightningCLI (classes, argument names and types)."""
+    from denoisezoo.cli import main
+
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit) as done:
+        main(["train", "fit", "--config", f"configs/{config}", "--print_config"])
+    assert done.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["class_path"].startswith("denoisezoo.")
+    assert printed["trainer"]["max_steps"] > 0
