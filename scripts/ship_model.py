@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
                 if k in ("pesq_wb", "stoi", "estoi", "si_sdr")}
 
     metrics, noisy = scores(args.name), scores("noisy")
+    snr = {k: res["summary"][k]["metrics"].get("snr", {}).get("mean") for k in (args.name, "noisy")}
+    if None not in snr.values() and snr[args.name] < snr["noisy"] and metrics["si_sdr"] > noisy["si_sdr"]:
+        raise SystemExit(f"{args.checkpoint}: SNR {snr[args.name]:.2f} dB below the noisy input's "
+                         f"{snr['noisy']:.2f} dB while SI-SDR improves: the output is scaled or "
+                         "sign-inverted. For GTCRN run scripts/invert_polarity.py on the checkpoint.")
     int8 = None
     if args.int8 != "none":
         int8 = {"runtime": "onnxruntime", "mode": args.int8, "metrics": scores(int8_key),

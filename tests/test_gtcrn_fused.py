@@ -279,3 +279,22 @@ def test_exports_keep_the_batchnorm_convs(monkeypatch):
     assert calls == []
     targets = [str(n.target) for n in ep.graph.nodes]
     assert sum("batch_norm" in t for t in targets) == 3
+
+
+def test_invert_polarity_negates_the_output_exactly():
+    """invert_polarity_ flips the mask layer's BatchNorm: the output becomes -y on both the
+    training path and the cached inference fast path, and flipping twice restores the model."""
+    torch.manual_seed(0)
+    model = gtcrn_tiny().eval()
+    spec = torch.randn(1, 257, 12, 2)
+    with torch.no_grad():
+        y = model(spec)  # fills the fast-path caches
+        model.invert_polarity_()
+        torch.testing.assert_close(model(spec), -y, atol=1e-6, rtol=0)
+    torch.testing.assert_close(model(spec).detach(), -y, atol=1e-5, rtol=0)  # reference path (rounding)
+    with torch.no_grad():
+        model.invert_polarity_()
+        torch.testing.assert_close(model(spec), y, atol=1e-6, rtol=0)
+    last = len(model.decoder.de_convs) - 1
+    assert model.output_sign_parameters() == [f"decoder.de_convs.{last}.bn.weight",
+                                              f"decoder.de_convs.{last}.bn.bias"]

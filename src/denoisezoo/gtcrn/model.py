@@ -726,6 +726,27 @@ class GTCRN(nn.Module):
         out, state, _ = self._run(spec, state)
         return out, state
 
+    def output_sign_parameters(self) -> list[str]:
+        """Names of the parameters whose negation flips the sign of the output: the scale and
+        shift of the mask layer's BatchNorm (``conv -> BN -> tanh``; tanh is odd, the ERB band
+        synthesis and the complex ratio mask are linear in the mask)."""
+        last = len(self.decoder.de_convs) - 1
+        return [f"decoder.de_convs.{last}.bn.weight", f"decoder.de_convs.{last}.bn.bias"]
+
+    @torch.no_grad()
+    def invert_polarity_(self) -> GTCRN:
+        """Negate the complex mask in place, so the enhanced output ``y`` becomes ``-y`` exactly.
+
+        The hybrid loss's SI-SNR term does not see the sign; a student can settle in the inverted
+        basin (PESQ, STOI and SI-SDR unchanged, SNR against the clean speech far below 0 dB). This
+        repairs such weights: the compressed-complex loss term then drops, and PESQ / STOI / SI-SDR
+        stay the same.
+        """
+        params = dict(self.named_parameters())
+        for name in self.output_sign_parameters():
+            params[name].neg_()
+        return self
+
     def forward_with_mask(self, spec: torch.Tensor, state: GTCRNState | None = None):
         """Like :meth:`forward_stateful`, also returning the complex mask ``(B, 2, T, F)``."""
         return self._run(spec, state)
