@@ -367,9 +367,10 @@ def main(argv=None) -> int:
     summary = res["summary"]
     for k in rows:
         s = summary[k]
-        for key in ("pesq_wb", "estoi", "si_sdr"):
+        for key in ("pesq_wb", "stoi", "estoi", "si_sdr"):
             rows[k][key] = s["metrics"][key]["mean"] if key in s.get("metrics", {}) else None
-    noisy = {key: summary["noisy"]["metrics"][key]["mean"] for key in ("pesq_wb", "estoi", "si_sdr")}
+    noisy = {key: summary["noisy"]["metrics"][key]["mean"]
+             for key in ("pesq_wb", "stoi", "estoi", "si_sdr")}
     f_pesq = rows["float"]["pesq_wb"]
     for r in rows.values():
         r["delta_pesq"] = None if r["pesq_wb"] is None else r["pesq_wb"] - f_pesq
@@ -414,8 +415,8 @@ def _markdown(out: dict) -> str:
         f"{out['machine']['load_avg_at_end'][0]:.1f}); compare rows as ratios.",
         "",
         "| variant | runtime | params | non-zero | MMAC/s | file KB | step KB (weights KB) | RTF | "
-        "PESQ-wb | dPESQ | ESTOI | SI-SDR |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "PESQ-wb | dPESQ | STOI | ESTOI | SI-SDR |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     notes = [f"Skipped {what}: {why}." for what, why in (out.get("skipped") or {}).items()]
     if out.get("litert_skipped") or out.get("litert_error"):
@@ -430,7 +431,8 @@ def _markdown(out: dict) -> str:
             f"| {r['variant']} | {r['runtime']} | {r['params']} | {r['nonzero_params']} | "
             f"{r['macs_per_s'] / 1e6:.1f} | {r['file_bytes'] / 1024:.0f} | {step} | "
             f"{f(r.get('rtf_step_1thread'), '.4f')} | "
-            f"{f(r['pesq_wb'], '.3f')} | {f(r['delta_pesq'], '+.3f')} | {f(r['estoi'], '.3f')} | "
+            f"{f(r['pesq_wb'], '.3f')} | {f(r['delta_pesq'], '+.3f')} | {f(r.get('stoi'), '.3f')} | "
+            f"{f(r['estoi'], '.3f')} | "
             f"{f(r['si_sdr'], '.2f')} |")
     if out.get("family", "gtcrn") == "gtcrn":
         lines += ["", "ONNX Runtime rows: RTF is dominated by the per-call overhead of one "
