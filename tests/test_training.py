@@ -290,3 +290,15 @@ def test_every_shipped_config_parses(config, monkeypatch, capsys):
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["class_path"].startswith("denoisezoo.")
     assert printed["trainer"]["max_steps"] > 0
+
+
+def test_snr_sees_the_sign_that_si_sdr_ignores():
+    from denoisezoo.training.losses import si_sdr, snr
+    from denoisezoo.training.system import sign_inverted
+
+    x = torch.from_numpy(speechlike(8000))[None]
+    assert abs(float(snr(-x, x)) + 6.02) < 0.01  # |x - (-x)|^2 = 4 |x|^2
+    assert abs(float(snr(0.9 * x, x)) - 20.0) < 0.01
+    assert abs(float(si_sdr(-x, x)) - float(si_sdr(x, x))) < 1e-3
+    assert sign_inverted(float(snr(-x, x)), float(si_sdr(-x, x)))
+    assert not sign_inverted(float(snr(0.9 * x, x)), float(si_sdr(0.9 * x, x)))

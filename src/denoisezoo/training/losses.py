@@ -28,6 +28,12 @@ def si_sdr(est: torch.Tensor, ref: torch.Tensor, eps: float = EPS) -> torch.Tens
     return 10 * torch.log10((target.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps))
 
 
+def snr(est: torch.Tensor, ref: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Plain SNR of ``est`` against ``ref`` in dB per item: ``(B, N), (B, N) -> (B,)``. Unlike
+    SI-SDR it sees the level and the sign: a sign-inverted estimate scores below 0 dB."""
+    return 10 * torch.log10((ref.pow(2).sum(-1) + eps) / ((est - ref).pow(2).sum(-1) + eps))
+
+
 class SISDRLoss(nn.Module):
     """Negative SI-SDR (dB), averaged over the batch."""
 

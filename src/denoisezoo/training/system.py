@@ -21,6 +21,12 @@ from denoisezoo.training.losses import HybridLoss
 __all__ = ["EnhancementSystem", "DistillationSystem", "Pretrained", "NonFiniteError"]
 
 
+def sign_inverted(snr_db: float, si_sdr_db: float) -> bool:
+    """Whether validation scores point to a sign-inverted output: SI-SDR (sign-blind) clearly
+    positive while the plain SNR is below 0 dB (an estimate ~ -clean has SNR about -6 dB)."""
+    return si_sdr_db > 3.0 and snr_db < 0.0
+
+
 class NonFiniteError(RuntimeError):
     """Raised when too many consecutive steps had a non-finite loss or gradient."""
 
@@ -240,15 +246,27 @@ class EnhancementSystem(L.LightningModule):
         est = self(noisy)
         bs = noisy.shape[0]
         self.log("val/loss", loss, prog_bar=True, batch_size=bs, sync_dist=True)
-        from denoisezoo.training.losses import si_sdr
+        from denoisezoo.training.losses import si_sdr, snr
 
         self.log("val/si_sdr", si_sdr(est, clean).mean(), batch_size=bs, sync_dist=True)
+        self.log("val/snr", snr(est, clean).mean(), batch_size=bs, sync_dist=True)
         if self.hparams.val_metrics:
             from denoisezoo.evaluation import validation_metrics
 
             for k, v in validation_metrics(clean, est, self.geometry.sample_rate).items():
                 if k != "si_sdr" and v == v:  # NaN (PESQ could not score any item) is not logged
                     self.log(f"val/{k}", v, prog_bar=k == "pesq", batch_size=bs, sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        m = self.trainer.callback_metrics if self._trainer is not None else {}
+        if "val/snr" in m and "val/si_sdr" in m and sign_inverted(float(m["val/snr"]),
+                                                                  float(m["val/si_sdr"])):
+            from lightning.pytorch.utilities import rank_zero_warn
+
+            rank_zero_warn(f"validation SNR {float(m['val/snr']):.1f} dB but SI-SDR "
+                           f"{float(m['val/si_sdr']):.1f} dB: the output looks sign-inverted (a "
+                           "sign-blind loss term can settle there); GTCRN.invert_polarity_ / "
+                           "scripts/invert_polarity.py repair the weights exactly")
 
     # ----------------------------------------------------------- optimiser
     def configure_optimizers(self):
