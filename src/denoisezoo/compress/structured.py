@@ -181,14 +181,12 @@ def _canonical(cfg: GTCRNConfig) -> GTCRNConfig:
 
 
 # ----------------------------------------------------------------------------- RNNoise
-_RNN_SIZE = {"dense": "dense_size", "vad": "vad_size", "noise": "noise_size",
-             "denoise": "denoise_size"}
 _RNN_MODULE = {"dense": "input_dense", "vad": "vad_gru", "noise": "noise_gru",
                "denoise": "denoise_gru"}
 
 
 def _rnnoise_groups(model: RNNoise, kinds: Sequence[str]) -> list[UnitGroup]:
-    return [UnitGroup(k, 0, _RNN_MODULE[k], ("",), getattr(model.config, _RNN_SIZE[k]))
+    return [UnitGroup(k, 0, _RNN_MODULE[k], ("",), getattr(model.config, f"{k}_size"))
             for k in kinds]
 
 
@@ -217,7 +215,7 @@ def _rnnoise_signals(model: RNNoise, g: UnitGroup) -> list[tuple[nn.Module, str,
 
 def _rnnoise_rebuild(model: RNNoise, groups: dict[str, UnitGroup], counts: dict[str, int]
                      ) -> RNNoise:
-    sizes = {_RNN_SIZE[groups[k].kind]: n for k, n in counts.items()}
+    sizes = {f"{groups[k].kind}_size": n for k, n in counts.items()}  # RNNoiseConfig fields
     return RNNoise(replace(model.config, **sizes))
 
 

@@ -565,7 +565,7 @@ def export_tflite(model: nn.Module, path: str | Path, int8: bool = False,
             feeds = calibration_feeds(model, calibration, max_calibration_frames)
             qpath = Path(tmp) / "int8.tflite"
             record = quantize_tflite(fpath, qpath, feeds, ["frame", *names], activation_bits,
-                                     scope=QUANT_SCOPES.get(model_family(model, strict=False) or ""))
+                                     scope=QUANT_SCOPES.get(model_family(model, strict=False)))
             record["calibration_clips"] = len(calibration)
             fpath = qpath
         part = path.with_name(path.name + ".part")

@@ -258,7 +258,7 @@ class EnhancementSystem(L.LightningModule):
                     self.log(f"val/{k}", v, prog_bar=k == "pesq", batch_size=bs, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
-        m = self.trainer.callback_metrics if self._trainer is not None else {}
+        m = self.trainer.callback_metrics
         if "val/snr" in m and "val/si_sdr" in m and sign_inverted(float(m["val/snr"]),
                                                                   float(m["val/si_sdr"])):
             from lightning.pytorch.utilities import rank_zero_warn
