@@ -12,7 +12,8 @@ from torch import nn
 from denoisezoo.dsp.stft import StftGeometry, stft
 
 __all__ = [
-    "si_sdr", "SISDRLoss", "HybridLoss", "MultiResolutionSTFTLoss", "CombinedLoss", "RNNoiseLoss",
+    "si_sdr", "signed_si_sdr", "snr", "SISDRLoss", "HybridLoss", "MultiResolutionSTFTLoss",
+    "CombinedLoss", "RNNoiseLoss",
 ]
 
 EPS = 1e-8
@@ -26,6 +27,23 @@ def si_sdr(est: torch.Tensor, ref: torch.Tensor, eps: float = EPS) -> torch.Tens
     target = scale * ref
     noise = est - target
     return 10 * torch.log10((target.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps))
+
+
+def signed_si_sdr(est: torch.Tensor, ref: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """A sign-aware SI-SDR in dB per item: ``(B, N), (B, N) -> (B,)``.
+
+    With ``rho`` the correlation of the zero-mean signals, SI-SDR is ``10 log10(rho^2 / (1 - rho^2))``:
+    even in ``rho``, so an estimate of ``-ref`` scores as well as ``ref`` and an SI-SDR loss has a
+    second, inverted optimum (our GTCRN runs fell into it). This is
+    ``10 log10((1 + rho) / (4 (1 - rho)))``, monotonic in ``rho`` (0 dB-ish at ``rho = 0``, very
+    negative at ``rho = -1``) and equal to SI-SDR as ``rho -> 1`` (the difference is
+    ``20 log10((1 + rho) / (2 rho))``: 0.2 dB at 10 dB SI-SDR, 0.02 dB at 20 dB).
+    """
+    est = est - est.mean(-1, keepdim=True)
+    ref = ref - ref.mean(-1, keepdim=True)
+    rho = (est * ref).sum(-1) / torch.sqrt(est.pow(2).sum(-1) * ref.pow(2).sum(-1) + eps)
+    rho = rho.clamp(-1 + 1e-7, 1 - 1e-7)
+    return 10 * torch.log10((1 + rho) / (4 * (1 - rho)))
 
 
 def snr(est: torch.Tensor, ref: torch.Tensor, eps: float = EPS) -> torch.Tensor:
@@ -47,14 +65,20 @@ class HybridLoss(nn.Module):
     ``L = w_c (MSE(Re_c) + MSE(Im_c)) + w_m MSE(|S|^c) + w_s * (-SI-SNR / 10)`` where
     ``S_c = |S|^c e^{j angle S}`` with compression exponent ``c`` (0.3 in the GTCRN recipe; the
     official code uses 1/3). The SI-SNR term is in units of 10 dB (``log10``), as in the reference.
+
+    ``sign_aware=True`` uses :func:`signed_si_sdr` for that term: SI-SNR cannot tell ``-s`` from
+    ``s``, and with a large ``sisnr_weight`` a run can settle on the inverted output (PESQ, STOI
+    and SI-SDR look fine, SNR is below 0 dB); the signed form has a single optimum and the same
+    value near it.
     """
 
     def __init__(self, compress: float = 0.3, complex_weight: float = 30.0, mag_weight: float = 70.0,
-                 sisnr_weight: float = 1.0, eps: float = 1e-12):
+                 sisnr_weight: float = 1.0, sign_aware: bool = False, eps: float = 1e-12):
         super().__init__()
         self.c = compress
         self.eps = eps
         self.wc, self.wm, self.ws = complex_weight, mag_weight, sisnr_weight
+        self.sisnr = signed_si_sdr if sign_aware else si_sdr
 
     def forward(self, est_spec, ref_spec, est_wav, ref_wav) -> torch.Tensor:
         def comp(s):
@@ -67,7 +91,7 @@ class HybridLoss(nn.Module):
         mse = nn.functional.mse_loss
         loss = self.wc * (mse(er, rr) + mse(ei, ri)) + self.wm * mse(em, rm)
         if self.ws:
-            loss = loss - self.ws * si_sdr(est_wav, ref_wav).mean() / 10
+            loss = loss - self.ws * self.sisnr(est_wav, ref_wav).mean() / 10
         return loss
 
 
