@@ -6,8 +6,9 @@
 DNS3 model); an RNNoise port (e.g. ``runs/rnnoise_16k/checkpoints/last.ckpt``) gets the rows its
 family supports, the others are skipped with the reason printed and stored (``skipped``): ORT
 ``mixed`` (equals ``static``: the RNNoise step has no ``Conv``). Structured pruning removes
-GT-block channels and GRU units of GTCRN, and input-dense and GRU units of RNNoise. RNNoise fine-tuning distils with :class:`~denoisezoo.training.losses.RNNoiseLoss`
-(band gains + VAD) instead of GTCRN's hybrid loss; its INT8 rows keep the DSP front end float
+GT-block channels and GRU units of GTCRN, and input-dense and GRU units of RNNoise. RNNoise
+fine-tuning distils with :class:`~denoisezoo.training.losses.RNNoiseLoss` (band gains + VAD)
+instead of GTCRN's hybrid loss; its INT8 rows keep the DSP front end float
 (:data:`denoisezoo.compress.quantize.RNNOISE_KEEP_FLOAT`).
 
 Quick check (a few dev pairs, no fine-tuning, no pruning; writes to /tmp)::

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from denoisezoo.api import enhance_array
     from denoisezoo.datasets.devset import build_devset
-    from denoisezoo.evaluation import evaluate_systems
+    from denoisezoo.evaluation import evaluate_systems, sign_inverted
     from denoisezoo.hub import load_model, save_checkpoint
 
     out = args.out or REPO / "src/denoisezoo/weights" / f"{args.name}.pt"
@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
 
     metrics, noisy = scores(args.name), scores("noisy")
     snr = {k: res["summary"][k]["metrics"].get("snr", {}).get("mean") for k in (args.name, "noisy")}
-    if None not in snr.values() and snr[args.name] < snr["noisy"] and metrics["si_sdr"] > noisy["si_sdr"]:
+    if None not in snr.values() and sign_inverted(snr[args.name], metrics["si_sdr"], snr["noisy"],
+                                                  noisy["si_sdr"]):
         raise SystemExit(f"{args.checkpoint}: SNR {snr[args.name]:.2f} dB below the noisy input's "
                          f"{snr['noisy']:.2f} dB while SI-SDR improves: the output is scaled or "
                          "sign-inverted. For GTCRN run scripts/invert_polarity.py on the checkpoint.")

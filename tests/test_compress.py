@@ -153,7 +153,7 @@ def test_structured_rnnoise_shrinks_and_streams(scope):
     c0, c1 = model.config, small.config
     sizes0 = (c0.dense_size, c0.vad_size, c0.noise_size, c0.denoise_size)
     sizes1 = (c1.dense_size, c1.vad_size, c1.noise_size, c1.denoise_size)
-    assert sum(sizes1) == sum(sizes0) // 2 and all(1 <= b <= a for a, b in zip(sizes0, sizes1))
+    assert sum(sizes1) == sum(sizes0) // 2 and all(1 <= b <= a for a, b in zip(sizes0, sizes1, strict=True))
     if scope == "layer":
         assert sizes1 == tuple(s // 2 for s in sizes0)
     assert rec["params_after"] == count_parameters(small) < 0.6 * count_parameters(model)

@@ -327,8 +327,8 @@ def test_every_shipped_config_parses(config, monkeypatch, capsys):
 
 
 def test_snr_sees_the_sign_that_si_sdr_ignores():
+    from denoisezoo.evaluation import sign_inverted
     from denoisezoo.training.losses import si_sdr, snr
-    from denoisezoo.training.system import sign_inverted
 
     x = torch.from_numpy(speechlike(8000))[None]
     assert abs(float(snr(-x, x)) + 6.02) < 0.01  # |x - (-x)|^2 = 4 |x|^2
@@ -336,3 +336,6 @@ def test_snr_sees_the_sign_that_si_sdr_ignores():
     assert abs(float(si_sdr(-x, x)) - float(si_sdr(x, x))) < 1e-3
     assert sign_inverted(float(snr(-x, x)), float(si_sdr(-x, x)))
     assert not sign_inverted(float(snr(0.9 * x, x)), float(si_sdr(0.9 * x, x)))
+    # against a noisy input's scores: a 10 dB noisy input, an inverted estimate at 15 dB SI-SDR
+    assert sign_inverted(-5.0, 15.0, noisy_snr_db=10.0, noisy_si_sdr_db=10.0)
+    assert not sign_inverted(12.0, 15.0, noisy_snr_db=10.0, noisy_si_sdr_db=10.0)

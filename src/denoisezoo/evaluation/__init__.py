@@ -14,8 +14,8 @@ from __future__ import annotations
 import importlib
 
 __all__ = [
-    "align", "pesq", "stoi", "estoi", "si_sdr", "snr", "seg_snr", "score_pair", "score_many",
-    "validation_metrics", "MetricUnavailable", "ScoreJob",
+    "align", "pesq", "stoi", "estoi", "si_sdr", "snr", "seg_snr", "sign_inverted", "score_pair",
+    "score_many", "validation_metrics", "MetricUnavailable", "ScoreJob",
     "dnsmos_available",
     "Pair", "LoadedPair", "find_pairs", "load_pair",
     "evaluate_systems", "summarize",
@@ -23,7 +23,8 @@ __all__ = [
 ]
 
 _WHERE = {
-    **dict.fromkeys(["align", "pesq", "stoi", "estoi", "si_sdr", "snr", "seg_snr", "score_pair",
+    **dict.fromkeys(["align", "pesq", "stoi", "estoi", "si_sdr", "snr", "seg_snr", "sign_inverted",
+                     "score_pair",
                      "score_many", "validation_metrics", "MetricUnavailable", "ScoreJob"], "metrics"),
     **dict.fromkeys(["dnsmos_available"], "dnsmos"),
     **dict.fromkeys(["Pair", "LoadedPair", "find_pairs", "load_pair"], "data"),

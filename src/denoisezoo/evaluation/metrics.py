@@ -43,6 +43,7 @@ __all__ = [
     "si_sdr",
     "snr",
     "seg_snr",
+    "sign_inverted",
     "score_pair",
     "score_many",
     "validation_metrics",
@@ -214,6 +215,20 @@ def snr(clean: Any, est: Any, sample_rate: int) -> float:
         raise MetricUnavailable("silent reference (all zeros)")
     err = c - e
     return 10.0 * math.log10(sig / (float(np.dot(err, err)) + _EPS))
+
+
+def sign_inverted(snr_db: float, si_sdr_db: float, noisy_snr_db: float | None = None,
+                  noisy_si_sdr_db: float | None = None) -> bool:
+    """Whether (mean) scores point to a sign-inverted or badly scaled output: SI-SDR, which is
+    blind to sign and scale, says "enhanced" while the plain SNR says "worse".
+
+    With the noisy input's scores (a scored dev set): SI-SDR above the noisy input's while SNR is
+    below it. Without (a validation batch): SI-SDR above 3 dB while SNR is below 0 dB (an estimate
+    of ``-clean`` has an SNR of about -6 dB).
+    """
+    if noisy_snr_db is None or noisy_si_sdr_db is None:
+        return si_sdr_db > 3.0 and snr_db < 0.0
+    return si_sdr_db > noisy_si_sdr_db and snr_db < noisy_snr_db
 
 
 def seg_snr(clean: Any, est: Any, sample_rate: int, frame_ms: float = 30.0,

@@ -21,12 +21,6 @@ from denoisezoo.training.losses import HybridLoss
 __all__ = ["EnhancementSystem", "DistillationSystem", "Pretrained", "NonFiniteError"]
 
 
-def sign_inverted(snr_db: float, si_sdr_db: float) -> bool:
-    """Whether validation scores point to a sign-inverted output: SI-SDR (sign-blind) clearly
-    positive while the plain SNR is below 0 dB (an estimate ~ -clean has SNR about -6 dB)."""
-    return si_sdr_db > 3.0 and snr_db < 0.0
-
-
 class NonFiniteError(RuntimeError):
     """Raised when too many consecutive steps had a non-finite loss or gradient."""
 
@@ -258,6 +252,8 @@ class EnhancementSystem(L.LightningModule):
                     self.log(f"val/{k}", v, prog_bar=k == "pesq", batch_size=bs, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
+        from denoisezoo.evaluation import sign_inverted
+
         m = self.trainer.callback_metrics
         if "val/snr" in m and "val/si_sdr" in m and sign_inverted(float(m["val/snr"]),
                                                                   float(m["val/si_sdr"])):
