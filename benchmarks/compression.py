@@ -34,7 +34,8 @@ frame by frame on one thread by its runtime (ONNX Runtime, or the LiteRT interpr
 PESQ-wb / ESTOI / SI-SDR on the fixed development set (:func:`denoisezoo.datasets.devset.build_devset`).
 Fine-tuning and calibration use the TRAINING data of ../shared (never the dev set).
 
-Writes ``benchmarks/results/compression.json`` and ``.md`` (``--out``).
+Writes ``benchmarks/results/compression.json`` and ``.md`` (``--out``; the README tables come from
+``--out benchmarks/results/compression_gtcrn`` and ``..._rnnoise``).
 """
 
 from __future__ import annotations
