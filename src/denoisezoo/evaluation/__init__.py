@@ -24,8 +24,8 @@ __all__ = [
 
 _WHERE = {
     **dict.fromkeys(["align", "pesq", "stoi", "estoi", "si_sdr", "snr", "seg_snr", "sign_inverted",
-                     "score_pair",
-                     "score_many", "validation_metrics", "MetricUnavailable", "ScoreJob"], "metrics"),
+                     "score_pair", "score_many", "validation_metrics", "MetricUnavailable",
+                     "ScoreJob"], "metrics"),
     **dict.fromkeys(["dnsmos_available"], "dnsmos"),
     **dict.fromkeys(["Pair", "LoadedPair", "find_pairs", "load_pair"], "data"),
     **dict.fromkeys(["evaluate_systems", "summarize"], "runner"),

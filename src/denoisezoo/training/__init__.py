@@ -1,12 +1,12 @@
 """Lightning training systems, losses and the LightningCLI entry point."""
 
 from denoisezoo.training.losses import (
-                                         CombinedLoss,
-                                         HybridLoss,
-                                         MultiResolutionSTFTLoss,
-                                         SISDRLoss,
-                                         si_sdr,
-                                         signed_si_sdr,
+    CombinedLoss,
+    HybridLoss,
+    MultiResolutionSTFTLoss,
+    SISDRLoss,
+    si_sdr,
+    signed_si_sdr,
 )
 from denoisezoo.training.system import DistillationSystem, EnhancementSystem, NonFiniteError, Pretrained
 
