@@ -26,6 +26,7 @@ from denoisezoo.training import (
     Pretrained,
     si_sdr,
 )
+from denoisezoo.training.averaging import average_checkpoints, average_state_dicts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -161,17 +162,48 @@ def train_cli(*args: str, check: bool = True, env: dict | None = None) -> subpro
 
 
 # ------------------------------------------------------------------------ systems
-def test_fit_through_cli_writes_loadable_checkpoint(corpus, tmp_path):
-    cfg = tiny_config(corpus, tmp_path / "run")
-    train_cli("fit", "--config", str(cfg))
-    last = tmp_path / "run/ckpt/last.ckpt"
+@pytest.fixture(scope="module")
+def fitted(corpus, tmp_path_factory) -> Path:
+    """Run folder of a 4-step tiny fit through the CLI."""
+    run = tmp_path_factory.mktemp("fit") / "run"
+    train_cli("fit", "--config", str(tiny_config(corpus, run)))
+    return run
+
+
+def test_fit_through_cli_writes_loadable_checkpoint(fitted):
+    last = fitted / "ckpt/last.ckpt"
     assert last.is_file()
-    metrics = (tmp_path / "run/logs/version_0/metrics.csv").read_text()
+    metrics = (fitted / "logs/version_0/metrics.csv").read_text()
     for col in ("train/loss", "val/loss", "val/pesq_wb", "val/estoi", "val/si_sdr"):
         assert col in metrics, col
     model = load_model(last)  # a Lightning checkpoint loads straight into the zoo
     assert model.config.channels == 8
     assert model.checkpoint_meta["global_step"] == 4
+
+
+def test_average_checkpoints_is_the_weighted_mean_and_loads(fitted, tmp_path):
+    last = fitted / "ckpt/last.ckpt"
+    ck = torch.load(last, map_location="cpu", weights_only=False)
+    shifted = dict(ck, state_dict={k: v + 1.0 if v.is_floating_point() else v + 7
+                                   for k, v in ck["state_dict"].items()})
+    torch.save(shifted, tmp_path / "shifted.ckpt")
+    out = average_checkpoints([last, tmp_path / "shifted.ckpt"], tmp_path / "avg.ckpt", weights=[3, 1])
+    avg = torch.load(out, map_location="cpu", weights_only=False)
+    for k, v in ck["state_dict"].items():
+        if v.is_floating_point():
+            torch.testing.assert_close(avg["state_dict"][k], v + 0.25)
+        else:  # integer buffers (BatchNorm num_batches_tracked) come from the last checkpoint
+            assert torch.equal(avg["state_dict"][k], v + 7)
+    assert "optimizer_states" not in avg and avg["denoisezoo_averaged"]["steps"] == [4, 4]
+    model = load_model(out)
+    name, w = next((n, p) for n, p in model.named_parameters())
+    torch.testing.assert_close(w.detach(), ck["state_dict"][f"model.{name}"] + 0.25)
+    with pytest.raises(FileExistsError):
+        average_checkpoints([last], out)
+    with pytest.raises(ValueError, match="different keys"):
+        average_state_dicts([{"a": torch.zeros(1)}, {"b": torch.zeros(1)}])
+    with pytest.raises(ValueError, match="weights"):
+        average_state_dicts([{"a": torch.zeros(1)}], weights=[-1.0])
 
 
 def test_distillation_keeps_teacher_frozen_and_mixes_terms(tmp_path):
