@@ -15,7 +15,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # measured once per shipped checkpoint (update when the weights change): PESQ-wb, ESTOI, SI-SDR of
 # the enhanced bundled example against its clean reference (noisy input: 1.114, 0.718, 4.98 dB)
 PINNED = {"gtcrn": (1.685, 0.741, 10.12), "rnnoise_16k": (1.472, 0.728, 9.39),
-          "gtcrn_48k": (1.283, 0.714, 7.53)}
+          "gtcrn_48k": (1.394, 0.740, 8.37)}
 
 
 def test_every_shipped_model_is_pinned_and_self_describing():
@@ -39,7 +39,7 @@ def test_shipped_model_golden_metrics(name):
     want = PINNED[name]
     np.testing.assert_allclose(got[:2], want[:2], atol=0.01)
     assert abs(got[2] - want[2]) < 0.05
-    # and it does denoise (gtcrn_48k, fed the 16 kHz example resampled, gains the least: +2.6 dB)
+    # and it does denoise (gtcrn_48k, fed the 16 kHz example resampled, gains the least: +3.4 dB)
     assert got[2] > si_sdr(clean, x, sr) + 2 and got[0] > pesq(clean, x, sr) + 0.15
 
 
