@@ -1,0 +1,139 @@
+"""Distilled vs trained alone: the same student at equal training steps, scored on the same pairs.
+
+Takes two folders of Lightning checkpoints named ``step{N}.ckpt`` (the ``snapshots/`` folder that the
+``configs/gtcrn_distill.yaml`` / ``configs/gtcrn_alone.yaml`` runs write, or any copy of their
+``last.ckpt`` per step), scores every step present in both on the development set (or ``--data``)
+in one run, and writes ``distill_vs_alone.json`` and ``.md``: per step, both models' PESQ-wb / ESTOI /
+SI-SDR and the distillation gain with a paired 95 % interval over the files.
+
+    python benchmarks/distill_vs_alone.py --distilled runs/gtcrn_distill/snapshots \\
+        --alone runs/gtcrn_alone/snapshots --steps 1500 3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import re
+import shlex
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS = ("pesq_wb", "estoi", "si_sdr")
+_STEP = re.compile(r"^step(\d+)\.ckpt$")
+
+
+def step_files(folder: Path) -> dict[int, Path]:
+    """``{step: path}`` of the ``step{N}.ckpt`` files in ``folder``."""
+    if not folder.is_dir():
+        raise SystemExit(f"distill_vs_alone: {folder} is not a folder")
+    return {int(m.group(1)): p for p in folder.iterdir() if (m := _STEP.match(p.name))}
+
+
+def paired(a: list[float], b: list[float]) -> dict[str, float]:
+    """Mean of ``a - b`` with the half-width of its 95 % Student-t interval."""
+    from scipy import stats
+
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    n = len(d)
+    mean = sum(d) / n
+    if n < 2:
+        return {"mean": mean, "ci95_half": math.nan, "n": n}
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
+    return {"mean": mean, "ci95_half": float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n), "n": n}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--distilled", type=Path, required=True, help="folder of step{N}.ckpt")
+    ap.add_argument("--alone", type=Path, required=True, help="folder of step{N}.ckpt")
+    ap.add_argument("--steps", type=int, nargs="+", default=None,
+                    help="steps to compare (default: every step present in both folders)")
+    ap.add_argument("--offset-distilled", type=int, default=0,
+                    help="steps the distilled run had before its own counter (warm start)")
+    ap.add_argument("--data", default=None, help="data SPEC (default: the dev set from --shared)")
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    ap.add_argument("--devset-dir", type=Path, default=Path.home() / ".cache/denoisezoo/devset")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N pairs")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from denoisezoo.api import enhance_array
+    from denoisezoo.evaluation import evaluate_systems
+    from denoisezoo.hub import load_model
+
+    torch.set_num_threads(1)
+    dist = {s + args.offset_distilled: p for s, p in step_files(args.distilled).items()}
+    alone = step_files(args.alone)
+    common = sorted(set(dist) & set(alone))
+    steps = sorted(args.steps) if args.steps else common
+    missing = [s for s in steps if s not in common]
+    if missing or not steps:
+        raise SystemExit(f"distill_vs_alone: steps {missing or steps} not in both folders "
+                         f"(common: {common})")
+    if args.data:
+        spec, data_name = args.data, args.data
+    else:
+        from denoisezoo.datasets.devset import build_devset
+
+        spec, data_name = str(build_devset(args.shared, args.devset_dir)), "devset (100 pairs)"
+
+    def system(path: Path):
+        model = load_model(path)
+        return lambda x, sr: enhance_array(model, x, sr)
+
+    systems = {}
+    for s in steps:
+        systems[f"distilled@{s}"] = system(dist[s])
+        systems[f"alone@{s}"] = system(alone[s])
+    result = evaluate_systems(systems, spec, workers=args.workers,
+                              progress=not args.no_progress, limit=args.limit)
+    by_sys: dict[str, dict[str, dict]] = {}
+    for row in result["rows"]:
+        if row.get("status") == "ok":
+            by_sys.setdefault(row["system"], {})[row["id"]] = row
+
+    table = []
+    for s in steps:
+        d, a = by_sys.get(f"distilled@{s}", {}), by_sys.get(f"alone@{s}", {})
+        ids = sorted(set(d) & set(a))
+        entry: dict = {"step": s, "files": len(ids), "distilled_ckpt": str(dist[s]),
+                       "alone_ckpt": str(alone[s])}
+        for m in METRICS:
+            ok = [i for i in ids if d[i].get(m) is not None and a[i].get(m) is not None]
+            dv, av = [float(d[i][m]) for i in ok], [float(a[i][m]) for i in ok]
+            entry[m] = {"distilled": sum(dv) / len(dv), "alone": sum(av) / len(av), "gain": paired(dv, av)}
+        table.append(entry)
+
+    command = "python benchmarks/distill_vs_alone.py" + "".join(f" {shlex.quote(a)}" for a in argv)
+    doc = {"meta": {"command": command, "data": data_name,
+                    "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
+           "steps": table}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "distill_vs_alone.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    md = ["# Distilled vs trained alone (equal steps)\n",
+          f"Data: {data_name}. Gain = distilled − alone, mean over the files with the half-width of its "
+          "paired 95 % interval.\n", f"```\n{command}\n```\n",
+          "| steps | distilled PESQ-wb / ESTOI / SI-SDR | alone PESQ-wb / ESTOI / SI-SDR "
+          "| gain PESQ-wb | gain ESTOI | gain SI-SDR (dB) |",
+          "|---:|---|---|---|---|---|"]
+    for e in table:
+        fmt = {"pesq_wb": "{:.3f}", "estoi": "{:.3f}", "si_sdr": "{:.2f}"}
+        both = [" / ".join(fmt[m].format(e[m][k]) for m in METRICS) for k in ("distilled", "alone")]
+        gains = [f"{e[m]['gain']['mean']:+.3f} ± {e[m]['gain']['ci95_half']:.3f}" for m in METRICS]
+        md.append(f"| {e['step']:,} | {both[0]} | {both[1]} | " + " | ".join(gains) + " |")
+    (args.out / "distill_vs_alone.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
