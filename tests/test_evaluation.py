@@ -358,3 +358,36 @@ def test_leaderboard_script_writes_json_and_markdown(tmp_path, tiny_ckpt):
     assert doc["systems"]["tiny"]["rtf"] > 0 and doc["meta"]["data"]["files"] == 2
     md = (out / "leaderboard.md").read_text()
     assert "python benchmarks/leaderboard.py --data" in md and "| `tiny` |" in md
+
+
+def test_distill_vs_alone_script_pairs_equal_steps(tmp_path, tiny_ckpt):
+    import shutil
+
+    from denoisezoo.gtcrn import gtcrn_tiny
+    from denoisezoo.hub import save_checkpoint
+
+    spec = importlib.util.spec_from_file_location("dva", REPO / "benchmarks" / "distill_vs_alone.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    _write_pairs(tmp_path / "d", ["a.wav", "b.wav", "c.wav"], ["a.wav", "b.wav", "c.wav"])
+    (tmp_path / "dist").mkdir(), (tmp_path / "alone").mkdir()
+    for d in ("dist", "alone"):  # step 10: the same weights on both sides
+        shutil.copy(tiny_ckpt, tmp_path / d / "step10.ckpt")
+    shutil.copy(tiny_ckpt, tmp_path / "dist" / "step20.ckpt")
+    torch.manual_seed(5)
+    save_checkpoint(gtcrn_tiny(), tmp_path / "alone" / "step20.ckpt")
+    out = tmp_path / "res"
+    common = ["--distilled", str(tmp_path / "dist"), "--alone", str(tmp_path / "alone"),
+              "--data", str(tmp_path / "d"), "--out", str(out), "--no-progress"]
+    assert mod.main(common) == 0
+    doc = json.loads((out / "distill_vs_alone.json").read_text())
+    same, other = doc["steps"]
+    assert (same["step"], other["step"], same["files"]) == (10, 20, 3)
+    assert same["pesq_wb"]["gain"]["mean"] == 0 and same["si_sdr"]["gain"]["ci95_half"] == 0
+    assert other["si_sdr"]["gain"]["mean"] != 0
+    assert other["si_sdr"]["gain"]["mean"] == pytest.approx(
+        other["si_sdr"]["distilled"] - other["si_sdr"]["alone"])
+    assert "| 20 |" in (out / "distill_vs_alone.md").read_text()
+    with pytest.raises(SystemExit, match="not in both"):
+        mod.main(common + ["--steps", "30"])
+
