@@ -34,16 +34,12 @@ def step_files(folder: Path) -> dict[int, Path]:
 
 
 def paired(a: list[float], b: list[float]) -> dict[str, float]:
-    """Mean of ``a - b`` with the half-width of its 95 % Student-t interval."""
-    from scipy import stats
+    """Mean of ``a - b`` with the half-width of its 95 % Student-t interval (NaN for n < 2)."""
+    from denoisezoo.evaluation.runner import mean_ci95
 
-    d = [x - y for x, y in zip(a, b, strict=True)]
-    n = len(d)
-    mean = sum(d) / n
-    if n < 2:
-        return {"mean": mean, "ci95_half": math.nan, "n": n}
-    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
-    return {"mean": mean, "ci95_half": float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n), "n": n}
+    s = mean_ci95([x - y for x, y in zip(a, b, strict=True)])
+    half = (s["ci95"][1] - s["ci95"][0]) / 2 if s["ci95"] else math.nan
+    return {"mean": s["mean"], "ci95_half": half, "n": s["n"]}
 
 
 def main(argv: list[str] | None = None) -> int:
