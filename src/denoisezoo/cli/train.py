@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     if threads:  # e.g. 1 per run when several runs share a small machine (oversubscription is slow)
         torch.set_num_threads(int(threads))
     warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
+    # manual optimization (for NaN-step skipping) makes Lightning print a 15-line warning at every
+    # checkpoint; post-step weights are exactly what a checkpoint should hold, so it is noise here
+    warnings.filterwarnings("ignore", message=".*ModelCheckpoint with manual optimization.*")
     cli_cls = _cli_class()
     cli_cls(
         EnhancementSystem,
