@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start or resume long training runs in the background (one torch thread each), logging to
+# Start or resume long training runs in the background (one torch thread each unless DENOISEZOO_THREADS
+# is set, e.g. 2 for a lone run on a 2-core machine), logging to
 # runs/NAME.log. Usage:
 #   scripts/train_background.sh [RUN...] [-- EXTRA LightningCLI ARGS]
 # RUN is a config name (configs/RUN.yaml, e.g. rnnoise_16k) or a GTCRN short name (distill, alone,
@@ -21,7 +22,7 @@ for r in "${runs[@]}"; do
   if pgrep -f "train fit --config $cfg" >/dev/null; then echo "$name: already running"; continue; fi
   resume=()
   [ -f "runs/$name/checkpoints/last.ckpt" ] && resume=(--ckpt_path last)
-  DENOISEZOO_THREADS=1 nohup denoisezoo train fit --config "$cfg" --trainer.enable_progress_bar false \
+  DENOISEZOO_THREADS="${DENOISEZOO_THREADS:-1}" nohup denoisezoo train fit --config "$cfg" --trainer.enable_progress_bar false \
     "${resume[@]}" "${extra[@]}" >> "runs/$name.log" 2>&1 &
   echo "$name: started (pid $!, ${resume[*]:-from scratch} ${extra[*]:-})"
 done
