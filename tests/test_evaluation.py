@@ -152,10 +152,12 @@ def test_validation_metrics_skips_missing_pesq():
     c = torch.from_numpy(np.stack([speechlike(SR, seed=1), np.zeros(SR, np.float32)]))
     est = c + 0.05 * torch.randn(c.shape)
     out = M.validation_metrics(c, est, SR)
-    assert set(out) == {"pesq_wb", "estoi", "si_sdr", "pesq_wb_missing"}
+    assert set(out) == {"pesq_wb", "stoi", "estoi", "si_sdr", "pesq_wb_missing"}
     assert out["pesq_wb_missing"] == 1
     assert out["pesq_wb"] == pytest.approx(M.pesq(c[0].numpy(), est[0].numpy(), SR), abs=1e-6)
     assert math.isfinite(out["si_sdr"]) and 0 < out["estoi"] <= 1
+    # the silent item 1 has no STOI either: the mean is item 0's
+    assert out["stoi"] == pytest.approx(M.stoi(c[0].numpy(), est[0].numpy(), SR), abs=1e-6)
     with pytest.raises(ValueError, match=r"\(B, N\)"):
         M.validation_metrics(c[0], est[0], SR)
 

@@ -174,7 +174,7 @@ def test_fit_through_cli_writes_loadable_checkpoint(fitted):
     last = fitted / "ckpt/last.ckpt"
     assert last.is_file()
     metrics = (fitted / "logs/version_0/metrics.csv").read_text()
-    for col in ("train/loss", "val/loss", "val/pesq_wb", "val/estoi", "val/si_sdr"):
+    for col in ("train/loss", "val/loss", "val/pesq_wb", "val/stoi", "val/estoi", "val/si_sdr"):
         assert col in metrics, col
     model = load_model(last)  # a Lightning checkpoint loads straight into the zoo
     assert model.config.channels == 8

@@ -394,7 +394,7 @@ def make_pool(workers: int) -> ProcessPoolExecutor:
 
 # --------------------------------------------------------------------------- training validation
 def validation_metrics(clean: Any, est: Any, sample_rate: int, workers: int = 1) -> dict[str, float]:
-    """Mean PESQ-wb, ESTOI and SI-SDR of a batch, for a validation step.
+    """Mean PESQ-wb, STOI, ESTOI and SI-SDR of a batch, for a validation step.
 
     Args:
         clean: ``(B, N)`` tensor or array, reference.
@@ -403,14 +403,14 @@ def validation_metrics(clean: Any, est: Any, sample_rate: int, workers: int = 1)
         workers: processes for scoring (1: in this process).
 
     Returns:
-        ``{"pesq_wb": mean, "estoi": mean, "si_sdr": mean, "pesq_wb_missing": count}``; items PESQ
-        cannot score are left out of its mean (``NaN`` if none could be scored).
+        ``{"pesq_wb": mean, "stoi": mean, "estoi": mean, "si_sdr": mean, "pesq_wb_missing": count}``;
+        items PESQ cannot score are left out of its mean (``NaN`` if none could be scored).
     """
     c = _to_numpy(clean)
     e = _to_numpy(est)
     if c.ndim != 2 or e.shape != c.shape:
         raise ValueError(f"expected clean and est of the same shape (B, N), found {c.shape} and {e.shape}")
-    keys = ("pesq_wb", "estoi", "si_sdr")
+    keys = ("pesq_wb", "stoi", "estoi", "si_sdr")
     jobs = [ScoreJob(c[i], e[i], sample_rate) for i in range(c.shape[0])]
     if workers <= 1:
         rows = [_quick_row(j) for j in jobs]
@@ -426,7 +426,7 @@ def validation_metrics(clean: Any, est: Any, sample_rate: int, workers: int = 1)
 
 def _quick_row(job: ScoreJob) -> dict[str, float]:
     row: dict[str, float] = {}
-    for key, fn in (("pesq_wb", pesq), ("estoi", estoi), ("si_sdr", si_sdr)):
+    for key, fn in (("pesq_wb", pesq), ("stoi", stoi), ("estoi", estoi), ("si_sdr", si_sdr)):
         try:
             row[key] = fn(job.clean, job.est, job.sample_rate)
         except MetricUnavailable:
