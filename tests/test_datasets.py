@@ -241,6 +241,37 @@ def test_synthetic_noise_spectra():
     assert band_power(hum, 45, 55) > 1000 * band_power(hum, 70, 90)
 
 
+
+def test_transient_noise_is_bursty_and_broadband():
+    n = 4 * SR
+    x = synth.transient_noise(np.random.default_rng(3), n, SR)
+    assert x.dtype == np.float32 and x.shape == (n,) and np.isfinite(x).all()
+    assert abs(10 * np.log10(np.mean(x.astype(np.float64) ** 2))) < 0.01  # unit power
+    np.testing.assert_array_equal(x, synth.transient_noise(np.random.default_rng(3), n, SR))
+
+    def peak_over_median_db(v):  # of 32 ms frame energies: bursty vs steady
+        e = 10 * np.log10(np.square(v[: len(v) // 512 * 512].astype(np.float64)).reshape(-1, 512).sum(1))
+        return float(e.max() - np.median(e))
+
+    steady = synth.colored_noise(np.random.default_rng(3), n, SR, 1.0)
+    assert peak_over_median_db(x) > 10 > 4 > peak_over_median_db(steady)
+    with pytest.raises(ValueError, match="rate_hz"):
+        synth.transient_noise(np.random.default_rng(0), n, SR, rate_hz=(0.0, 1.0))
+
+
+def test_transient_prob_adds_bursts_and_defaults_off(corpus_dirs):
+    off, on = _ds(corpus_dirs, length=20), _ds(corpus_dirs, length=20, transient_prob=1.0)
+    names_off = [off.example(i)[2]["noise"] for i in range(20)]
+    names_on = [on.example(i)[2]["noise"] for i in range(20)]
+    assert not any("transient" in s for s in names_off)
+    assert all(s.endswith("+transient") for s in names_on)
+    # the transient draw comes after the noise draw: same speech and base noise, different mixture
+    assert [s.removesuffix("+transient") for s in names_on] == names_off
+    assert not torch.equal(off[0][0], on[0][0])
+    with pytest.raises(ValueError, match="transient_prob"):
+        _ds(corpus_dirs, transient_prob=1.5)
+
+
 # ----------------------------------------------------------------------------------- sampler / DM
 def test_epoch_sampler():
     s = EpochSampler(20, seed=1)

@@ -49,6 +49,8 @@ class MixDataModule(L.LightningDataModule):
         seed: base seed of training (validation uses ``seed + 7919``, deterministic).
         snr_db, level_db, synthetic_noise_prob, rir_prob, bandlimit_prob, eq_prob: mixing recipe
             (validation uses the same SNR/noise recipe without room, band-limit or EQ).
+        transient_prob: probability of adding bursty noise to a training mixture (0: off, and
+            the training mixtures of existing configs are unchanged); validation never adds it.
         val_pairs: optional fixed noisy/clean pairs for validation instead of dynamic mixing: a
             VoiceBank-DEMAND or DNS test folder, a folder holding ``noisy/`` and ``clean/``, or a
             CSV manifest with ``noisy,clean`` columns.
@@ -65,7 +67,7 @@ class MixDataModule(L.LightningDataModule):
                  synthetic_noise_prob: float = 0.3, rir_prob: float = 0.2,
                  bandlimit_prob: float = 0.2, eq_prob: float = 0.2,
                  val_pairs: str | None = None, val_rir_prob: float = 0.0,
-                 persistent_workers: bool = True):
+                 persistent_workers: bool = True, transient_prob: float = 0.0):
         super().__init__()
         if not train_speech:
             raise ValueError("train_speech must name at least one file or folder")
@@ -82,7 +84,8 @@ class MixDataModule(L.LightningDataModule):
             list(train_speech), list(train_noise), list(rir), sample_rate=sample_rate,
             segment_seconds=segment_seconds, length=train_length, snr_db=tuple(snr_db),
             level_db=tuple(level_db), synthetic_noise_prob=synthetic_noise_prob,
-            rir_prob=rir_prob, bandlimit_prob=bandlimit_prob, eq_prob=eq_prob, seed=seed)
+            rir_prob=rir_prob, bandlimit_prob=bandlimit_prob, eq_prob=eq_prob, seed=seed,
+            transient_prob=transient_prob)
         self.val_set: Dataset
         if val_pairs is not None:
             from denoisezoo.datasets.paired import PairedDataset

@@ -14,7 +14,9 @@ One mixture of ``n`` samples is made by :meth:`Mixer.mix` from a ``numpy.random.
    summed), or coloured noise plus hum / babble. Otherwise a random crop of a real noise file (looped
    from a random start if shorter), to which a weak synthetic component (-20..-5 dB) is added with
    probability 0.15. Noise corpora are DC-removed and high-passed at 20 Hz when cached, so the SNR
-   is not dominated by rumble (FIELD_NOTES).
+   is not dominated by rumble (FIELD_NOTES). With probability ``transient_prob`` (default 0) bursty
+   broadband noise (:func:`synth.transient_noise`: knocks, clicks, clatter) is added at -10..+10 dB
+   relative to that noise, the one family the stationary synthetic noises do not cover.
 3. **Room** (probability ``rir_prob``): a measured RIR (aligned on its direct-path peak) or a cheap
    statistical one (:func:`synth.simulate_rir`). The mixture carries the fully reverberant speech;
    the *target* is the early-reverberant speech (direct path + first 50 ms), time-aligned.
@@ -83,12 +85,16 @@ class Mixer:
         sample_rate: must equal the corpora's rate.
         snr_db, level_db: uniform ranges (dB, dBFS RMS of the noisy signal).
         synthetic_noise_prob, rir_prob, bandlimit_prob, eq_prob: probabilities per mixture.
+        transient_prob: probability of adding bursty noise (:func:`synth.transient_noise`, -10..+10 dB
+            relative to the noise) to a mixture's noise; at 0 no random number is drawn for it, so
+            the mixtures of existing recipes are unchanged.
     """
 
     def __init__(self, speech: AudioCorpus, noise: AudioCorpus, rir: AudioCorpus,
                  sample_rate: int = 16000, snr_db: Sequence[float] = (-5.0, 20.0),
                  level_db: Sequence[float] = (-35.0, -15.0), synthetic_noise_prob: float = 0.3,
-                 rir_prob: float = 0.0, bandlimit_prob: float = 0.2, eq_prob: float = 0.2):
+                 rir_prob: float = 0.0, bandlimit_prob: float = 0.2, eq_prob: float = 0.2,
+                 transient_prob: float = 0.0):
         self.speech, self.noise, self.rir = speech, noise, rir
         self.sample_rate = int(sample_rate)
         self.snr_db = _check_range("snr_db", snr_db)
@@ -97,6 +103,7 @@ class Mixer:
         self.rir_prob = _check_prob("rir_prob", rir_prob)
         self.bandlimit_prob = _check_prob("bandlimit_prob", bandlimit_prob)
         self.eq_prob = _check_prob("eq_prob", eq_prob)
+        self.transient_prob = _check_prob("transient_prob", transient_prob)
         self._ready = False
         self._lowpass_bank: list[np.ndarray] = []
         self._rirs: list[np.ndarray] = []
@@ -245,6 +252,11 @@ class Mixer:
             raise IndexError(f"speech_index {speech_index} out of range ({len(self.speech)} files)")
         speech, names, j = self._speech(rng, n, speech_index)
         noise, noise_name = self._noise(rng, n, exclude=j)
+        if self.transient_prob > 0 and rng.random() < self.transient_prob:
+            p_v = float(np.mean(np.square(noise, dtype=np.float64)))
+            rel = 10.0 ** (rng.uniform(-10.0, 10.0) / 20.0) * np.sqrt(max(p_v, 1e-12))
+            noise = noise + synth.transient_noise(rng, n, sr) * np.float32(rel)
+            noise_name += "+transient"
         info: dict[str, Any] = {"speech": "+".join(names), "noise": noise_name}
 
         rev, target = speech, speech
@@ -312,8 +324,8 @@ class DynamicMixDataset(Dataset):
             ``sample_rate``. ``noise`` may be empty (synthetic noise only).
         segment_seconds: length of every item.
         length: number of items per epoch.
-        snr_db, level_db, synthetic_noise_prob, rir_prob, bandlimit_prob, eq_prob: see
-            :mod:`denoisezoo.datasets.mixing`.
+        snr_db, level_db, synthetic_noise_prob, rir_prob, bandlimit_prob, eq_prob, transient_prob:
+            see :class:`Mixer`.
         seed: base seed.
         deterministic: if True the epoch is ignored: a fixed set (validation).
 
@@ -339,7 +351,7 @@ class DynamicMixDataset(Dataset):
                  level_db: tuple[float, float] = (-35.0, -15.0),
                  synthetic_noise_prob: float = 0.3, rir_prob: float = 0.0,
                  bandlimit_prob: float = 0.2, eq_prob: float = 0.2, seed: int = 0,
-                 deterministic: bool = False):
+                 deterministic: bool = False, transient_prob: float = 0.0):
         if isinstance(speech, (str, Path)) or isinstance(noise, (str, Path)) or isinstance(
                 rir, (str, Path)):
             raise TypeError("speech, noise and rir must be sequences of paths, not one path")
@@ -361,7 +373,7 @@ class DynamicMixDataset(Dataset):
             AudioCorpus(rir, sample_rate, min_seconds=0.001, name="rir"),
             sample_rate=sample_rate, snr_db=snr_db, level_db=level_db,
             synthetic_noise_prob=synthetic_noise_prob, rir_prob=rir_prob,
-            bandlimit_prob=bandlimit_prob, eq_prob=eq_prob)
+            bandlimit_prob=bandlimit_prob, eq_prob=eq_prob, transient_prob=transient_prob)
 
     def preload(self) -> DynamicMixDataset:
         """Decode all corpora now (else on first item)."""

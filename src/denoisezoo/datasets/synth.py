@@ -125,6 +125,36 @@ def hum_noise(rng: np.random.Generator, n: int, sample_rate: int,
     return sfft.irfft(hum_spectrum(rng, n, sample_rate, mains_hz), n).astype(np.float32)
 
 
+def transient_noise(rng: np.random.Generator, n: int, sample_rate: int,
+                    rate_hz: tuple[float, float] = (0.5, 5.0)) -> np.ndarray:
+    """Bursty broadband noise (knocks, clicks, clatter, keyboard): float32 ``(n,)``, mean power 1.
+
+    Bursts arrive as a Poisson process (rate uniform in ``rate_hz`` per second, at least one). Each is
+    coloured noise (1/f**beta, beta uniform in [0, 2]) under an envelope with a 0.5-5 ms attack and
+    an exponential decay of 5-40 ms, at a level uniform over 20 dB; a coloured background 20-40 dB
+    below the loudest burst fills the gaps. One Python iteration per burst, never per sample.
+    """
+    if n <= 0:
+        raise ValueError(f"n must be > 0, found {n}")
+    lo, hi = float(rate_hz[0]), float(rate_hz[1])
+    if not 0.0 < lo <= hi:
+        raise ValueError(f"rate_hz must be a (low, high) pair with 0 < low <= high, found {rate_hz!r}")
+    bursts = max(1, int(rng.poisson(rng.uniform(lo, hi) * n / sample_rate)))
+    out = colored_noise(rng, n, sample_rate, float(rng.uniform(0.0, 2.0)))
+    out *= np.float32(10.0 ** (rng.uniform(-40.0, -20.0) / 20.0))
+    for _ in range(bursts):
+        start = int(rng.integers(0, n))
+        decay = rng.uniform(0.005, 0.04) * sample_rate
+        attack = rng.uniform(0.0005, 0.005) * sample_rate
+        length = min(n - start, int(6.0 * decay) + 1)
+        t = np.arange(length, dtype=np.float64)
+        env = np.exp(-t / decay) * (1.0 - np.exp(-t / attack)) * 10.0 ** (rng.uniform(-20.0, 0.0) / 20.0)
+        burst = colored_noise(rng, max(length, 2), sample_rate, float(rng.uniform(0.0, 2.0)))[:length]
+        out[start:start + length] += (burst * env).astype(np.float32)
+    power = float(np.mean(np.square(out, dtype=np.float64)))
+    return (out / np.sqrt(max(power, 1e-20))).astype(np.float32)
+
+
 # ---------------------------------------------------------------------------------------- RIRs
 def simulate_rir(rng: np.random.Generator, sample_rate: int,
                  rt60: tuple[float, float] = (0.2, 1.0),
