@@ -131,8 +131,8 @@ def transient_noise(rng: np.random.Generator, n: int, sample_rate: int,
 
     Bursts arrive as a Poisson process (rate uniform in ``rate_hz`` per second, at least one). Each is
     coloured noise (1/f**beta, beta uniform in [0, 2]) under an envelope with a 0.5-5 ms attack and
-    an exponential decay of 5-40 ms, at a level uniform over 20 dB; a coloured background 20-40 dB
-    below the loudest burst fills the gaps. One Python iteration per burst, never per sample.
+    an exponential decay of 5-40 ms, at 0..-20 dB; a coloured background at -20..-40 dB (same scale)
+    fills the gaps. One Python iteration per burst, never per sample.
     """
     if n <= 0:
         raise ValueError(f"n must be > 0, found {n}")
