@@ -241,7 +241,6 @@ def test_synthetic_noise_spectra():
     assert band_power(hum, 45, 55) > 1000 * band_power(hum, 70, 90)
 
 
-
 def test_transient_noise_is_bursty_and_broadband():
     n = 4 * SR
     x = synth.transient_noise(np.random.default_rng(3), n, SR)

@@ -71,6 +71,12 @@ def _check_range(name: str, r: Sequence[float]) -> tuple[float, float]:
     return float(r[0]), float(r[1])
 
 
+def _add_relative(base: np.ndarray, extra: np.ndarray, rel_db: float) -> np.ndarray:
+    """``base + extra`` with ``extra`` (unit power) scaled to ``rel_db`` dB relative to ``base``'s power."""
+    p = float(np.mean(np.square(base, dtype=np.float64)))
+    return base + extra * np.float32(10.0 ** (rel_db / 20.0) * np.sqrt(max(p, 1e-12)))
+
+
 def _check_prob(name: str, p: float) -> float:
     if not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], found {p}")
@@ -214,9 +220,7 @@ class Mixer:
         if kind == "babble":
             return b
         col = synth.synthetic_spectrum_noise(rng, n, sr, "colored")
-        pb = float(np.mean(np.square(b, dtype=np.float64)))
-        rel = 10.0 ** (rng.uniform(-15.0, 5.0) / 20.0)
-        return b + col * np.float32(rel * np.sqrt(max(pb, 1e-12)))
+        return _add_relative(b, col, float(rng.uniform(-15.0, 5.0)))
 
     def _noise(self, rng: np.random.Generator, n: int, exclude: int = -1,
                ) -> tuple[np.ndarray, str]:
@@ -253,9 +257,8 @@ class Mixer:
         speech, names, j = self._speech(rng, n, speech_index)
         noise, noise_name = self._noise(rng, n, exclude=j)
         if self.transient_prob > 0 and rng.random() < self.transient_prob:
-            p_v = float(np.mean(np.square(noise, dtype=np.float64)))
-            rel = 10.0 ** (rng.uniform(-10.0, 10.0) / 20.0) * np.sqrt(max(p_v, 1e-12))
-            noise = noise + synth.transient_noise(rng, n, sr) * np.float32(rel)
+            rel_db = float(rng.uniform(-10.0, 10.0))
+            noise = _add_relative(noise, synth.transient_noise(rng, n, sr), rel_db)
             noise_name += "+transient"
         info: dict[str, Any] = {"speech": "+".join(names), "noise": noise_name}
 
