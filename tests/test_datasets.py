@@ -271,6 +271,37 @@ def test_transient_prob_adds_bursts_and_defaults_off(corpus_dirs):
         _ds(corpus_dirs, transient_prob=1.5)
 
 
+def test_change_speed_scales_pitch_and_keeps_length():
+    n = SR
+    t = np.arange(int(np.ceil(n * 1.1))) / SR
+    x = np.sin(2 * np.pi * 200.0 * t).astype(np.float32)
+
+    def f0(y):
+        return np.argmax(np.abs(np.fft.rfft(y * np.hanning(n)))) * SR / n
+
+    for factor, hz in ((0.9, 180.0), (1.0, 200.0), (1.1, 220.0)):
+        y = synth.change_speed(x, factor, n)
+        assert y.shape == (n,) and y.dtype == np.float32
+        assert f0(y) == pytest.approx(hz, abs=1.5)
+        assert np.abs(y[-200:]).max() > 0.9  # filled to the end, not zero-padded
+    with pytest.raises(ValueError, match="factor"):
+        synth.change_speed(x, 0.0, n)
+
+
+def test_speed_prob_perturbs_speech_and_defaults_off(corpus_dirs):
+    off = _ds(corpus_dirs, length=12)
+    on = _ds(corpus_dirs, length=12, speed_prob=1.0, speed_range=(0.85, 0.95))
+    assert not any("speed" in off.example(i)[2] for i in range(12))
+    speeds = [on.example(i)[2]["speed"] for i in range(12)]
+    assert all(0.85 <= s <= 0.95 for s in speeds) and len(set(speeds)) > 1
+    noisy, clean = on[0]
+    assert noisy.shape == off[0][0].shape and torch.isfinite(noisy).all() and clean.abs().max() > 0
+    with pytest.raises(ValueError, match="speed_prob"):
+        _ds(corpus_dirs, speed_prob=-0.1)
+    with pytest.raises(ValueError, match="speed_range"):
+        _ds(corpus_dirs, speed_range=(0.0, 1.1))
+
+
 # ----------------------------------------------------------------------------------- sampler / DM
 def test_epoch_sampler():
     s = EpochSampler(20, seed=1)

@@ -51,6 +51,8 @@ class MixDataModule(L.LightningDataModule):
             (validation uses the same SNR/noise recipe without room, band-limit or EQ).
         transient_prob: probability of adding bursty noise to a training mixture (0: off, and
             the training mixtures of existing configs are unchanged); validation never adds it.
+        speed_prob, speed_range: speed perturbation of the training speech (new pitch and
+            formants from few speakers; 0: off, existing configs unchanged); never in validation.
         val_pairs: optional fixed noisy/clean pairs for validation instead of dynamic mixing: a
             VoiceBank-DEMAND or DNS test folder, a folder holding ``noisy/`` and ``clean/``, or a
             CSV manifest with ``noisy,clean`` columns.
@@ -67,7 +69,8 @@ class MixDataModule(L.LightningDataModule):
                  synthetic_noise_prob: float = 0.3, rir_prob: float = 0.2,
                  bandlimit_prob: float = 0.2, eq_prob: float = 0.2,
                  val_pairs: str | None = None, val_rir_prob: float = 0.0,
-                 persistent_workers: bool = True, transient_prob: float = 0.0):
+                 persistent_workers: bool = True, transient_prob: float = 0.0,
+                 speed_prob: float = 0.0, speed_range: tuple[float, float] = (0.9, 1.1)):
         super().__init__()
         if not train_speech:
             raise ValueError("train_speech must name at least one file or folder")
@@ -85,7 +88,7 @@ class MixDataModule(L.LightningDataModule):
             segment_seconds=segment_seconds, length=train_length, snr_db=tuple(snr_db),
             level_db=tuple(level_db), synthetic_noise_prob=synthetic_noise_prob,
             rir_prob=rir_prob, bandlimit_prob=bandlimit_prob, eq_prob=eq_prob, seed=seed,
-            transient_prob=transient_prob)
+            transient_prob=transient_prob, speed_prob=speed_prob, speed_range=tuple(speed_range))
         self.val_set: Dataset
         if val_pairs is not None:
             from denoisezoo.datasets.paired import PairedDataset

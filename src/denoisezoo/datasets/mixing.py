@@ -2,7 +2,10 @@
 
 One mixture of ``n`` samples is made by :meth:`Mixer.mix` from a ``numpy.random.Generator``:
 
-1. **Speech**: a file is drawn with probability proportional to ``min(length, n)``. From a file
+1. **Speech**: with probability ``speed_prob`` (default 0) the speech is speed-perturbed by a
+   factor drawn in ``speed_range`` (:func:`synth.change_speed`: new pitch and formants, i.e. new
+   voices from few speakers), by cropping ``ceil(n * factor)`` samples and resampling them to ``n``.
+   A file is drawn with probability proportional to ``min(length, n)``. From a file
    longer than ``n``, a crop of ``n`` samples is taken around a randomly drawn *active* 20 ms frame
    (within 30 dB of the file's loudest), and re-drawn (up to 8 times) if still near-silent (power
    more than 20 dB below the file's, or below -70 dBFS). A file shorter than ``n`` is zero-padded at
@@ -94,13 +97,16 @@ class Mixer:
         transient_prob: probability of adding bursty noise (:func:`synth.transient_noise`, -10..+10 dB
             relative to the noise) to a mixture's noise; at 0 no random number is drawn for it, so
             the mixtures of existing recipes are unchanged.
+        speed_prob, speed_range: probability and factor range of speed perturbation of the speech
+            (:func:`synth.change_speed`); at ``speed_prob=0`` no random number is drawn for it.
     """
 
     def __init__(self, speech: AudioCorpus, noise: AudioCorpus, rir: AudioCorpus,
                  sample_rate: int = 16000, snr_db: Sequence[float] = (-5.0, 20.0),
                  level_db: Sequence[float] = (-35.0, -15.0), synthetic_noise_prob: float = 0.3,
                  rir_prob: float = 0.0, bandlimit_prob: float = 0.2, eq_prob: float = 0.2,
-                 transient_prob: float = 0.0):
+                 transient_prob: float = 0.0, speed_prob: float = 0.0,
+                 speed_range: Sequence[float] = (0.9, 1.1)):
         self.speech, self.noise, self.rir = speech, noise, rir
         self.sample_rate = int(sample_rate)
         self.snr_db = _check_range("snr_db", snr_db)
@@ -110,6 +116,10 @@ class Mixer:
         self.bandlimit_prob = _check_prob("bandlimit_prob", bandlimit_prob)
         self.eq_prob = _check_prob("eq_prob", eq_prob)
         self.transient_prob = _check_prob("transient_prob", transient_prob)
+        self.speed_prob = _check_prob("speed_prob", speed_prob)
+        self.speed_range = _check_range("speed_range", speed_range)
+        if self.speed_range[0] <= 0:
+            raise ValueError(f"speed_range must be positive, found {speed_range!r}")
         self._ready = False
         self._lowpass_bank: list[np.ndarray] = []
         self._rirs: list[np.ndarray] = []
@@ -254,13 +264,22 @@ class Mixer:
         sr = self.sample_rate
         if speech_index is not None and not 0 <= speech_index < len(self.speech):
             raise IndexError(f"speech_index {speech_index} out of range ({len(self.speech)} files)")
-        speech, names, j = self._speech(rng, n, speech_index)
+        speed = 1.0
+        if self.speed_prob > 0 and rng.random() < self.speed_prob:
+            speed = round(float(rng.uniform(*self.speed_range)), 2)
+        if speed != 1.0:
+            raw, names, j = self._speech(rng, int(np.ceil(n * speed)), speech_index)
+            speech = synth.change_speed(raw, speed, n)
+        else:
+            speech, names, j = self._speech(rng, n, speech_index)
         noise, noise_name = self._noise(rng, n, exclude=j)
         if self.transient_prob > 0 and rng.random() < self.transient_prob:
             rel_db = float(rng.uniform(-10.0, 10.0))
             noise = _add_relative(noise, synth.transient_noise(rng, n, sr), rel_db)
             noise_name += "+transient"
         info: dict[str, Any] = {"speech": "+".join(names), "noise": noise_name}
+        if speed != 1.0:
+            info["speed"] = speed
 
         rev, target = speech, speech
         if self.rir_prob > 0 and rng.random() < self.rir_prob:
@@ -327,8 +346,8 @@ class DynamicMixDataset(Dataset):
             ``sample_rate``. ``noise`` may be empty (synthetic noise only).
         segment_seconds: length of every item.
         length: number of items per epoch.
-        snr_db, level_db, synthetic_noise_prob, rir_prob, bandlimit_prob, eq_prob, transient_prob:
-            see :class:`Mixer`.
+        snr_db, level_db, synthetic_noise_prob, rir_prob, bandlimit_prob, eq_prob, transient_prob,
+        speed_prob, speed_range: see :class:`Mixer`.
         seed: base seed.
         deterministic: if True the epoch is ignored: a fixed set (validation).
 
@@ -354,7 +373,8 @@ class DynamicMixDataset(Dataset):
                  level_db: tuple[float, float] = (-35.0, -15.0),
                  synthetic_noise_prob: float = 0.3, rir_prob: float = 0.0,
                  bandlimit_prob: float = 0.2, eq_prob: float = 0.2, seed: int = 0,
-                 deterministic: bool = False, transient_prob: float = 0.0):
+                 deterministic: bool = False, transient_prob: float = 0.0,
+                 speed_prob: float = 0.0, speed_range: tuple[float, float] = (0.9, 1.1)):
         if isinstance(speech, (str, Path)) or isinstance(noise, (str, Path)) or isinstance(
                 rir, (str, Path)):
             raise TypeError("speech, noise and rir must be sequences of paths, not one path")
@@ -376,7 +396,8 @@ class DynamicMixDataset(Dataset):
             AudioCorpus(rir, sample_rate, min_seconds=0.001, name="rir"),
             sample_rate=sample_rate, snr_db=snr_db, level_db=level_db,
             synthetic_noise_prob=synthetic_noise_prob, rir_prob=rir_prob,
-            bandlimit_prob=bandlimit_prob, eq_prob=eq_prob, transient_prob=transient_prob)
+            bandlimit_prob=bandlimit_prob, eq_prob=eq_prob, transient_prob=transient_prob,
+            speed_prob=speed_prob, speed_range=speed_range)
 
     def preload(self) -> DynamicMixDataset:
         """Decode all corpora now (else on first item)."""
