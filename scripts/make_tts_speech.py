@@ -5,8 +5,9 @@ Our clean training speech is 4 voices of IVR prompts (../shared). This adds othe
 utterance is one English sentence spoken by a random flite voice (awb, kal16, rms, slt: US/Scottish,
 male/female) with a random pitch target (f0_hz in the manifest; the rms voice ignores it) and
 speaking rate. The sentences come from the docstrings of Python's standard library (varied
-technical English, no corpus download). Output: 16 kHz mono FLAC files plus ``manifest.csv`` (file,
-voice, f0_hz, stretch, seconds, text) in ``--out``; git-ignored ``runs/`` is the place. Usage:
+technical English, no corpus download; the list, hence the output, depends on the Python version:
+3.11 here). Output: 16 kHz mono FLAC files plus ``manifest.csv`` (file, voice, f0_hz, stretch,
+seconds, text) in ``--out``; git-ignored ``runs/`` is the place. Usage:
 
     apt-get install flite
     python scripts/make_tts_speech.py --out runs/tts_speech --minutes 30 --seed 0
@@ -64,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if shutil.which("flite") is None:
         sys.exit("flite not found: apt-get install flite")
+    listed = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout.split()
+    missing = [v for v in VOICES if v not in listed]
+    if missing:
+        sys.exit(f"this flite build lacks the voices {missing} (it lists {listed[2:]})")
     if a.out.exists() and any(a.out.iterdir()):
         sys.exit(f"{a.out} is not empty; choose a new folder (nothing is overwritten)")
     a.out.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,8 @@ __all__ = [
     "synthetic_spectrum_noise",
     "colored_noise",
     "hum_noise",
+    "transient_noise",
+    "change_speed",
     "simulate_rir",
     "prepare_rir",
     "convolve_rir",
