@@ -267,11 +267,9 @@ class Mixer:
         speed = 1.0
         if self.speed_prob > 0 and rng.random() < self.speed_prob:
             speed = round(float(rng.uniform(*self.speed_range)), 2)
+        speech, names, j = self._speech(rng, int(np.ceil(n * speed)), speech_index)
         if speed != 1.0:
-            raw, names, j = self._speech(rng, int(np.ceil(n * speed)), speech_index)
-            speech = synth.change_speed(raw, speed, n)
-        else:
-            speech, names, j = self._speech(rng, n, speech_index)
+            speech = synth.change_speed(speech, speed, n)
         noise, noise_name = self._noise(rng, n, exclude=j)
         if self.transient_prob > 0 and rng.random() < self.transient_prob:
             rel_db = float(rng.uniform(-10.0, 10.0))
