@@ -134,13 +134,13 @@ def test_cli_fit_a_few_steps(tmp_path, monkeypatch, config, steps):
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("DENOISEZOO_THREADS", "1")
     rc = main(["train", "fit", "--config", f"configs/{config}.yaml", "--trainer.max_steps", str(steps),
-               "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false",
-               "--trainer.callbacks", "null", "--trainer.limit_val_batches", "1",
+               "--run.dir", str(tmp_path), "--trainer.limit_val_batches", "1",
                "--trainer.val_check_interval", str(steps), "--trainer.enable_progress_bar", "false",
-               "--trainer.enable_checkpointing", "false",
                "--model.init_args.val_metrics", "false", "--data.init_args.num_workers", "0",
                "--data.init_args.train_speech", "[../shared/data/speech/dev/it]",
                "--data.init_args.train_noise", "[../shared/data/noise/dev]",
                "--data.init_args.batch_size", "2", "--data.init_args.segment_seconds", "1.0",
                "--data.init_args.val_length", "2", "--data.init_args.val_segment_seconds", "1.0"])
     assert rc in (0, None)
+    ck = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ck["global_step"] == steps  # written where --run.dir pointed, not under the repo's runs/

@@ -24,6 +24,7 @@ from denoisezoo.training import (
     MultiResolutionSTFTLoss,
     NonFiniteError,
     Pretrained,
+    RunLayout,
     si_sdr,
 )
 from denoisezoo.training.averaging import average_checkpoints, average_state_dicts
@@ -308,19 +309,22 @@ def test_nonfinite_gradient_is_skipped():
 
 # ------------------------------------------------------------------- faults / resume
 @pytest.mark.slow
-def test_sigkill_then_resume_equals_uninterrupted(corpus, tmp_path):
+@pytest.mark.parametrize("ckpt_every,kill_at", [(2, 7), (4, 5)], ids=["mid_epoch", "epoch_end"])
+def test_sigkill_then_resume_equals_uninterrupted(corpus, tmp_path, ckpt_every, kill_at):
     """A run SIGKILLed mid-epoch resumes from its last checkpoint and ends bit-identical to a run
-    that was never interrupted (model, optimizer, scheduler, data order, RNG)."""
-    steps = 8  # epochs of 4 batches: the checkpoint at step 6 and the kill at step 7 are mid-epoch 1
-    ref_cfg = tiny_config(corpus, tmp_path / "ref", steps=steps, ckpt_every=2)
+    that was never interrupted (model, optimizer, scheduler, data order, RNG). Epochs are 4 batches:
+    the last checkpoint is mid-epoch 1 (step 6), or the last batch of epoch 0 (step 4), which once
+    resumed into an empty epoch and stopped with "No training batches"."""
+    steps = 8
+    ref_cfg = tiny_config(corpus, tmp_path / "ref", steps=steps, ckpt_every=ckpt_every)
     train_cli("fit", "--config", str(ref_cfg))
-    kill = [{"class_path": "denoisezoo.training.callbacks.KillAtStep", "init_args": {"step": 7}}]
-    cfg = tiny_config(corpus, tmp_path / "run", steps=steps, ckpt_every=2, callbacks=kill)
+    kill = [{"class_path": "denoisezoo.training.callbacks.KillAtStep", "init_args": {"step": kill_at}}]
+    cfg = tiny_config(corpus, tmp_path / "run", steps=steps, ckpt_every=ckpt_every, callbacks=kill)
     p = train_cli("fit", "--config", str(cfg), check=False)
     assert p.returncode == -9, p.stderr[-2000:]
     ck = torch.load(tmp_path / "run/ckpt/last.ckpt", map_location="cpu", weights_only=False)
-    assert ck["global_step"] == 6  # lost at most one checkpoint interval
-    cfg2 = tiny_config(corpus, tmp_path / "run", steps=steps, ckpt_every=2)  # same run, no killer
+    assert ck["global_step"] == kill_at // ckpt_every * ckpt_every  # lost at most one interval
+    cfg2 = tiny_config(corpus, tmp_path / "run", steps=steps, ckpt_every=ckpt_every)  # no killer
     train_cli("fit", "--config", str(cfg2), "--ckpt_path", "last")
     a = torch.load(tmp_path / "ref/ckpt/last.ckpt", map_location="cpu", weights_only=False)
     b = torch.load(tmp_path / "run/ckpt/last.ckpt", map_location="cpu", weights_only=False)
@@ -356,6 +360,60 @@ def test_every_shipped_config_parses(config, monkeypatch, capsys):
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["class_path"].startswith("denoisezoo.")
     assert printed["trainer"]["max_steps"] > 0
+    assert printed["data"]["init_args"]["train_speech"]  # a configs/data/*.yaml fragment resolved
+    if config != "tiny_smoke.yaml":  # each long run writes under its own runs/ folder
+        assert printed["run"]["dir"].startswith("runs/") and printed["trainer"]["default_root_dir"] is None
+
+
+def test_run_layout_derives_loggers_and_callbacks(tmp_path):
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    assert RunLayout().trainer_kwargs({"callbacks": ["kept"]}) == {}  # no folder: trainer as configured
+    layout = RunLayout(dir=str(tmp_path / "r"), checkpoint_every=7, snapshot_every=21)
+    kw = layout.trainer_kwargs({"callbacks": "user"})
+    assert kw["default_root_dir"] == str(tmp_path / "r")
+    assert [type(x) for x in kw["logger"]] == [CSVLogger, TensorBoardLogger]
+    assert kw["logger"][0].log_dir.startswith(str(tmp_path / "r" / "logs"))
+    user, last, snap, lr = kw["callbacks"]
+    assert user == "user" and isinstance(lr, LearningRateMonitor)
+    assert isinstance(last, ModelCheckpoint) and last.dirpath == str(tmp_path / "r" / "checkpoints")
+    assert last.save_last and last._every_n_train_steps == 7 and last.save_top_k == 0
+    assert snap.dirpath == str(tmp_path / "r" / "snapshots") and snap._every_n_train_steps == 21
+    assert snap.save_top_k == -1
+    # what the config states explicitly wins: a root dir, `logger: false`
+    kw = layout.trainer_kwargs({"default_root_dir": "elsewhere", "logger": False})
+    assert "default_root_dir" not in kw and "logger" not in kw
+    assert len(RunLayout(dir="x").callbacks()) == 2  # no snapshots unless asked
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        RunLayout(dir="x", checkpoint_every=0)
+    with pytest.raises(ValueError, match="snapshot_every"):
+        RunLayout(dir="x", snapshot_every=0)
+    with pytest.raises(ValueError, match="differ"):
+        RunLayout(dir="x", checkpoint_every=5, snapshot_every=5)
+
+
+def test_run_folder_from_the_config_and_resume_into_it(corpus, tmp_path):
+    """`run: {dir: ...}` alone gives a run its checkpoints, snapshots and logs; `--ckpt_path last` resumes
+    from that folder, and `--run.dir` branches the same config into another folder."""
+    cfg_path = tiny_config(corpus, tmp_path / "cfg")
+    cfg = yaml.safe_load(cfg_path.read_text())
+    for key in ("default_root_dir", "logger", "callbacks"):
+        del cfg["trainer"][key]
+    run = tmp_path / "run"
+    cfg["run"] = {"dir": str(run), "checkpoint_every": 1, "snapshot_every": 2}
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    train_cli("fit", "--config", str(cfg_path))
+    assert torch.load(run / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 4
+    assert (run / "logs/version_0/metrics.csv").is_file() and any((run / "tb/version_0").iterdir())
+    train_cli("fit", "--config", str(cfg_path), "--trainer.max_steps", "6", "--ckpt_path", "last")
+    assert torch.load(run / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 6
+    assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["step2.ckpt", "step4.ckpt", "step6.ckpt"]
+    assert (run / "logs/version_1/metrics.csv").is_file()  # a new CSV version per (re)start
+    branch = tmp_path / "branch"
+    train_cli("fit", "--config", str(cfg_path), "--trainer.max_steps", "2", "--run.dir", str(branch))
+    assert torch.load(branch / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 2
+    assert not (run / "logs/version_2").exists()
 
 
 def test_snr_sees_the_sign_that_si_sdr_ignores():

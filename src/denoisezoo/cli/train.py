@@ -2,7 +2,9 @@
 
 The YAML names the system (``EnhancementSystem`` or ``DistillationSystem``) and its models with
 ``class_path`` / ``init_args``; the data module is :class:`denoisezoo.datasets.MixDataModule`. The sample
-rate is stated once, by the model, and linked into the data module. Resume with ``--ckpt_path last``.
+rate is stated once, by the model, and linked into the data module. The run folder is stated once too,
+``run: {dir: runs/NAME, ...}`` (:class:`denoisezoo.training.RunLayout`), and gives the trainer its loggers and
+checkpoint callbacks; ``--run.dir`` branches a run into another folder. Resume with ``--ckpt_path last``.
 """
 
 from __future__ import annotations
@@ -28,11 +30,19 @@ def run(args: argparse.Namespace) -> int:  # pragma: no cover - main() handles `
 def _cli_class():
     from lightning.pytorch.cli import LightningCLI
 
+    from denoisezoo.training import RunLayout
+
     class DenoiseZooCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
             parser.link_arguments("model", "data.init_args.sample_rate",
                                   compute_fn=lambda system: system.geometry.sample_rate,
                                   apply_on="instantiate")
+            parser.add_class_arguments(RunLayout, "run")
+
+        def instantiate_trainer(self, **kwargs):
+            run = self._get(self.config_init, "run")
+            trainer = self._get(self.config_init, "trainer", default={})
+            return super().instantiate_trainer(**{**run.trainer_kwargs(trainer), **kwargs})
 
     return DenoiseZooCLI
 

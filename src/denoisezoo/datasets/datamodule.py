@@ -143,7 +143,10 @@ class MixDataModule(L.LightningDataModule):
         epoch = int(state_dict.get("epoch", 0))
         self.train_sampler.set_epoch(epoch)
         consumed = int(state_dict.get("consumed", 0))
-        if 0 < consumed <= self.train_sampler.length:
+        # a checkpoint written after the last batch of an epoch has consumed it all: Lightning restarts
+        # with the next epoch itself, so skipping here would leave it an empty loader ("No training batches")
+        full = self.train_sampler.length // self.batch_size * self.batch_size  # drop_last
+        if 0 < consumed < full:
             self.train_sampler.skip_to(epoch, consumed)
 
 

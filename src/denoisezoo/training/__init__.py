@@ -1,5 +1,6 @@
 """Lightning training systems, losses and the LightningCLI entry point."""
 
+from denoisezoo.training.layout import RunLayout
 from denoisezoo.training.losses import (
     CombinedLoss,
     HybridLoss,
@@ -18,6 +19,7 @@ __all__ = [
     "MultiResolutionSTFTLoss",
     "NonFiniteError",
     "Pretrained",
+    "RunLayout",
     "SISDRLoss",
     "si_sdr",
     "signed_si_sdr",
