@@ -20,9 +20,9 @@ for r in "${runs[@]}"; do
   cfg="configs/$name.yaml"
   [ -f "$cfg" ] || { echo "no configs/$r.yaml or $cfg" >&2; exit 1; }
   if pgrep -f "train fit --config $cfg" >/dev/null; then echo "$name: already running"; continue; fi
-  resume=()
-  [ -f "runs/$name/checkpoints/last.ckpt" ] && resume=(--ckpt_path last)
+  # --ckpt_path last resumes from the run folder's checkpoints/last.ckpt (config run.dir, or a
+  # --run.dir in EXTRA) and starts from scratch, with a warning, when there is none yet
   DENOISEZOO_THREADS="${DENOISEZOO_THREADS:-1}" nohup denoisezoo train fit --config "$cfg" --trainer.enable_progress_bar false \
-    "${resume[@]}" "${extra[@]}" >> "runs/$name.log" 2>&1 &
-  echo "$name: started (pid $!, ${resume[*]:-from scratch} ${extra[*]:-})"
+    --ckpt_path last "${extra[@]}" >> "runs/$name.log" 2>&1 &
+  echo "$name: started (pid $!; resumes if its run folder has checkpoints/last.ckpt) ${extra[*]:-}"
 done
