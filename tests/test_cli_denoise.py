@@ -190,6 +190,39 @@ def test_clipping_is_reported(tmp_path, ckpt, capsys, monkeypatch):
     assert np.abs(sf.read(tmp_path / "o.wav")[0]).max() <= 1.0
 
 
+def test_count_clipped_counts_flat_tops_not_lone_peaks():
+    from denoisezoo.audio import count_clipped
+
+    x = np.zeros((10, 2), np.float32)
+    x[2:5, 0] = 1.0           # a 3-sample flat top
+    x[7, 0] = -1.0            # a lone peak at full scale: not clipping
+    x[8, 0] = 1.0             # next to a peak of the other sign: not a flat top
+    x[4:6, 1] = -1.0          # 2 samples on a negative flat top
+    assert count_clipped(x) == 5
+    assert count_clipped(x[:1]) == 0
+
+
+def test_clipped_input_warns_and_clean_input_does_not(tmp_path, ckpt, capsys):
+    t = np.arange(16000) / 16000
+    tone = 0.5 * np.sin(2 * np.pi * 220 * t)
+    sf.write(tmp_path / "ok.wav", tone, 16000, subtype="PCM_16")
+    sf.write(tmp_path / "hot.wav", np.clip(4 * tone, -1, 1), 16000, subtype="PCM_16")
+    assert run("denoise", tmp_path / "ok.wav", tmp_path / "hot.wav", "-o", tmp_path / "out",
+               "--checkpoint", ckpt) == 0
+    err = capsys.readouterr().err
+    warned = [ln for ln in err.splitlines() if "input is clipped" in ln]
+    assert len(warned) == 1 and "hot.wav" in warned[0]
+    assert (tmp_path / "out/hot.wav").exists()  # a warning, not a failure
+
+
+def test_other_rate_input_gets_a_resampling_note(tmp_path, ckpt, capsys):
+    sf.write(tmp_path / "tel.wav", 0.1 * np.random.default_rng(0).standard_normal(8000), 8000)
+    assert run("denoise", tmp_path / "tel.wav", "-o", tmp_path / "o.wav", "--checkpoint", ckpt) == 0
+    assert "8000 Hz input, resampled to the model's 16000 Hz and back; nothing above 4 kHz" in \
+        capsys.readouterr().err
+    assert sf.info(tmp_path / "o.wav").samplerate == 8000
+
+
 def test_unknown_model_name(wav_file, tmp_path, capsys):
     assert run("denoise", wav_file(), "-o", tmp_path / "o.wav", "--model", "nonexistent") == 1
     assert "nonexistent" in capsys.readouterr().err

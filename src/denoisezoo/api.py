@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from denoisezoo.audio import AtomicWriter, AudioError, audio_info, iter_blocks
+from denoisezoo.audio import AtomicWriter, AudioError, audio_info, count_clipped, iter_blocks
 from denoisezoo.dsp.resample import Resampler, resample
 from denoisezoo.dsp.stft import istft, stft
 from denoisezoo.dsp.strength import apply_strength, db_to_floor
@@ -97,7 +97,9 @@ def denoise_file(src: str | Path, dst: str | Path, model: nn.Module, overwrite: 
     vad_threshold``) for a mono file, or ``vad_<c>,speech_<c>`` per channel.
 
     Returns:
-        A small report: input/output paths, duration, rate, channels, clipped sample count.
+        A small report: input/output paths, duration, file and model rates, channels, frames, the
+        output samples clipped to [-1, 1] and the input samples on a clipped flat top
+        (:func:`~denoisezoo.audio.count_clipped`).
     """
     info = audio_info(src)
     g = model.geometry
@@ -120,6 +122,7 @@ def denoise_file(src: str | Path, dst: str | Path, model: nn.Module, overwrite: 
         streamer.set_strength(atten_lim_db, wet)
     to_skip = g.delay  # streamer output delay at the model rate
     written = 0
+    input_clipped = 0
     writer = AtomicWriter(dst, info.sample_rate, c, subtype=info.subtype, overwrite=overwrite)
     block = max(1, int(block_seconds * info.sample_rate))
     bar = _progress(info.frames, info.path.name, progress)
@@ -144,6 +147,7 @@ def denoise_file(src: str | Path, dst: str | Path, model: nn.Module, overwrite: 
                 written += out.shape[0]
 
         for blk in iter_blocks(info.path, block):
+            input_clipped += count_clipped(blk)
             x = rs_in.process(blk)
             if x.shape[0]:
                 emit(feed(x))
@@ -167,7 +171,8 @@ def denoise_file(src: str | Path, dst: str | Path, model: nn.Module, overwrite: 
         if bar is not None:
             bar.close()
     return {"input": str(info.path), "output": str(dst), "seconds": info.duration,
-            "sample_rate": info.sample_rate, "channels": c, "clipped_samples": clipped}
+            "sample_rate": info.sample_rate, "model_sample_rate": g.sample_rate, "channels": c,
+            "frames": info.frames, "clipped_samples": clipped, "input_clipped_samples": input_clipped}
 
 
 def _write_vad_csv(path: str | Path, vad: np.ndarray, hop_s: float, threshold: float) -> None:

@@ -76,6 +76,24 @@ def check_finite(block: np.ndarray, path: Path | str, offset: int = 0) -> None:
         raise AudioError(f"{path}: non-finite sample (NaN/inf) at sample {offset + bad}")
 
 
+FULL_SCALE = 0.999  # |x| at or above this is at full scale (int16 full scale is 32767/32768)
+
+
+def count_clipped(block: np.ndarray) -> int:
+    """Samples of ``block (frames, channels)`` on a flat top: at full scale (``|x| >= FULL_SCALE``)
+    with a neighbour in the same channel at full scale of the same sign, the trace clipping leaves
+    (a lone peak that touches full scale is not counted)."""
+    x = np.asarray(block, dtype=np.float32)
+    if x.shape[0] < 2:
+        return 0
+    top = np.where(x >= FULL_SCALE, 1, np.where(x <= -FULL_SCALE, -1, 0)).astype(np.int8)
+    pair = (top[1:] == top[:-1]) & (top[1:] != 0)  # (frames - 1, channels): sample i and i+1 flat
+    flat = np.zeros(top.shape, dtype=bool)
+    flat[1:] |= pair
+    flat[:-1] |= pair
+    return int(flat.sum())
+
+
 def read_audio(path: str | Path, min_frames: int = 1) -> tuple[np.ndarray, int]:
     """Read a whole file as float32 ``(frames, channels)`` with validation.
 

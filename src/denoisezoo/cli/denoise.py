@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
             error(str(exc))
             continue
+        _report_input(src, rep)
         if rep["clipped_samples"]:
             print(f"denoisezoo: warning: {dst}: {rep['clipped_samples']} samples clipped to [-1, 1]",
                   file=sys.stderr)
@@ -116,6 +117,21 @@ def run(args: argparse.Namespace) -> int:
     if failures:
         return error(f"{failures} of {len(plan)} file(s) failed; nothing was written for them")
     return 0
+
+
+def _report_input(src: Path, rep: dict) -> None:
+    """Warn about a clipped input and note a rate the model does not run at (stderr)."""
+    n = rep["input_clipped_samples"]
+    if n:
+        share = 100.0 * n / (rep["frames"] * rep["channels"])
+        print(f"denoisezoo: warning: {src}: the input is clipped ({n} samples on flat tops at full "
+              f"scale, {share:.2g} %); denoising cannot restore clipped peaks, record at a lower gain",
+              file=sys.stderr)
+    if rep["sample_rate"] != rep["model_sample_rate"]:
+        lost = (f"; nothing above {rep['sample_rate'] / 2000:g} kHz is restored"
+                if rep["sample_rate"] < rep["model_sample_rate"] else "")
+        print(f"denoisezoo: note: {src}: {rep['sample_rate']} Hz input, resampled to the model's "
+              f"{rep['model_sample_rate']} Hz and back{lost}", file=sys.stderr)
 
 
 def _vad_paths(plan: list[tuple[Path, Path]], vad_csv: str | None, output: str) -> list[Path]:
