@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -382,14 +387,26 @@ def test_magnitude_pruning_reaches_weights_under_qat():
     assert (model.dpgrnn[0].intra_fc.weight == 0).float().mean() == pytest.approx(0.5, abs=0.05)
 
 
-def test_qat_weights_are_on_the_int8_grid():
+@pytest.mark.parametrize("reduce_range", [True, False])
+def test_qat_weights_are_on_the_int8_grid_quantize_step_uses(tmp_path, reduce_range):
+    import onnx
+    from onnx import numpy_helper
+
     from denoisezoo.compress.qat import FakeQuantWeight
 
+    qmax = 64 if reduce_range else 127
     w = torch.randn(6, 5, 1, 3)
-    q = FakeQuantWeight(0)(w)
-    scale = w.abs().amax(dim=(1, 2, 3), keepdim=True) / 127
+    q = FakeQuantWeight(0, qmax)(w)
+    scale = w.abs().amax(dim=(1, 2, 3), keepdim=True) / qmax
     torch.testing.assert_close(q / scale, torch.round(q / scale), atol=1e-4, rtol=0)
+    assert (q / scale).abs().max() == pytest.approx(qmax, abs=1e-4)
     assert (q - w).abs().max() <= scale.max() / 2 + 1e-7
+    # the same grid as the INT8 weights of the exported step
+    quantize_step(gtcrn_tiny().eval(), tmp_path / "q.onnx", None, mode="dynamic",
+                  reduce_range=reduce_range)
+    ints = [numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "q.onnx")).graph.initializer
+            if i.data_type == onnx.TensorProto.INT8]
+    assert ints and max(int(np.abs(a.astype(int)).max()) for a in ints) == qmax
 
 
 # ------------------------------------------------------------------------------ artefacts
@@ -466,3 +483,42 @@ def test_qat_callback_in_lightning_writes_plain_checkpoints(tmp_path):
     loaded = load_model(files[0])  # plain float GTCRN with the QAT-adjusted weights
     assert isinstance(loaded, GTCRN)
     assert not any("parametrizations" in k for k in system.model.state_dict())  # stripped at end
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or shutil.which("qemu-x86_64") is None,
+                    reason="needs an x86_64 host and qemu-user (Debian package qemu-user) to emulate "
+                           "a CPU without VNNI")
+def test_int8_steps_give_the_same_output_on_a_cpu_without_vnni(tmp_path):
+    # x86 CPUs without VNNI multiply uint8 x int8 with vpmaddubsw, which saturates pairs of
+    # products at int16: with full 8-bit weights our CI machine (and qemu's Haswell) gave 6.5 %
+    # relative output error where a VNNI machine gave 0.4-0.9 %. The default 7-bit weight range
+    # must give the same output everywhere: replay each INT8 step natively and on an emulated
+    # Haswell (AVX2, no VNNI) and compare.
+    from denoisezoo.dsp.stft import stft
+    from denoisezoo.rnnoise_port import rnnoise_tiny
+
+    cal = [speechlike(16000, seed=s) for s in range(2)]
+    models = []
+    for name, model, mode in [("rn_static", rnnoise_tiny, "static"),
+                              ("rn_dynamic", rnnoise_tiny, "dynamic"),
+                              ("gt_mixed", gtcrn_tiny, "mixed")]:
+        torch.manual_seed(0)
+        m = model().eval()
+        quantize_step(m, tmp_path / f"{name}.onnx", cal, mode=mode, max_frames=200)
+        spec = stft(torch.from_numpy(speechlike(4800, seed=7))[None], m.geometry)  # (1, F, T, 2)
+        np.savez(tmp_path / f"{name}_in.npz", frames=spec.permute(2, 0, 1, 3).numpy())
+        models.append(name)
+    helper = Path(__file__).parent / "helpers" / "ort_replay.py"
+    runs = {}
+    for cpu, prefix in [("native", []), ("haswell", ["qemu-x86_64", "-cpu", "Haswell"])]:
+        runs[cpu] = {}
+        for name in models:
+            out = tmp_path / f"{name}_{cpu}.npz"
+            subprocess.run([*prefix, sys.executable, str(helper), str(tmp_path / f"{name}_in.npz"),
+                            str(out), str(tmp_path / f"{name}.onnx")],
+                           check=True, capture_output=True, timeout=600)
+            runs[cpu][name] = np.load(out)[name]
+    for name in models:
+        native, emulated = runs["native"][name], runs["haswell"][name]
+        assert native.shape[0] > 10 and np.abs(native).max() > 0
+        assert np.abs(native - emulated).max() <= 1e-6 * np.abs(native).max(), name

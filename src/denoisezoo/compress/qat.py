@@ -5,8 +5,9 @@ Runtime, so the fine-tuned weights are exported to the same INT8 path:
 
 - weights of every ``Conv2d`` / ``ConvTranspose2d`` / ``Linear`` except the first encoder conv and
   the last decoder conv (kept float there too): INT8 symmetric, one scale per output channel
-  (``absmax / 127``; per tensor for grouped transposed convs with several outputs per group, as
-  ONNX Runtime does);
+  (``absmax / 64``: the 7-bit range ``[-64, 64]`` that ``quantize_step`` uses by default, see its
+  ``reduce_range``; ``absmax / 127`` with ``reduce_range=False``; per tensor for grouped
+  transposed convs with several outputs per group, as ONNX Runtime does);
 - their input activations and their outputs (after the BatchNorm that follows, i.e. the folded
   conv's output): UINT8 asymmetric per tensor, ranges tracked as an exponential moving average of
   the batch min / max during training (frozen in eval mode);
@@ -39,11 +40,13 @@ def _ste(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 
 class FakeQuantWeight(nn.Module):
-    """INT8 symmetric fake quantization of a weight, per channel along ``axis`` (``None``: tensor)."""
+    """INT8 symmetric fake quantization of a weight, per channel along ``axis`` (``None``: tensor),
+    on the integer grid ``[-qmax, qmax]`` (64: ONNX Runtime's reduced range, 127: full range)."""
 
-    def __init__(self, axis: int | None):
+    def __init__(self, axis: int | None, qmax: int = 64):
         super().__init__()
         self.axis = axis
+        self.qmax = qmax
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         if self.axis is None:
@@ -51,8 +54,8 @@ class FakeQuantWeight(nn.Module):
         else:
             dims = [d for d in range(w.ndim) if d != self.axis]
             amax = w.detach().abs().amax(dim=dims, keepdim=True)
-        scale = amax.clamp_min(1e-12) / 127.0
-        return _ste(w, torch.clamp(torch.round(w / scale), -127, 127) * scale)
+        scale = amax.clamp_min(1e-12) / self.qmax
+        return _ste(w, torch.clamp(torch.round(w / scale), -self.qmax, self.qmax) * scale)
 
 
 class ActivationFakeQuant:
@@ -116,14 +119,18 @@ def qat_modules(model: nn.Module) -> dict[str, tuple[nn.Module, nn.Module]]:
     return out
 
 
-def prepare_qat(model: nn.Module, momentum: float = 0.01) -> nn.Module:
-    """Insert fake quantization into ``model`` in place (idempotent); returns it."""
+def prepare_qat(model: nn.Module, momentum: float = 0.01, reduce_range: bool = True) -> nn.Module:
+    """Insert fake quantization into ``model`` in place (idempotent); returns it.
+
+    ``reduce_range`` must match the later :func:`~denoisezoo.compress.quantize.quantize_step`
+    (both default to the 7-bit weight range)."""
     if getattr(model, "_qat_handles", None):
         return model
     handles: list = []
     observers: dict[str, ActivationFakeQuant] = {}
     for name, (m, out_mod) in qat_modules(model).items():
-        parametrize.register_parametrization(m, "weight", FakeQuantWeight(_weight_axis(m)))
+        parametrize.register_parametrization(
+            m, "weight", FakeQuantWeight(_weight_axis(m), 64 if reduce_range else 127))
         obs_in, obs_out = ActivationFakeQuant(momentum), ActivationFakeQuant(momentum)
         observers[f"{name}:in"], observers[f"{name}:out"] = obs_in, obs_out
 
@@ -183,11 +190,12 @@ class QATCallback(L.Callback):
     the fine-tuned weights to the ONNX Runtime INT8 path.
     """
 
-    def __init__(self, momentum: float = 0.01):
+    def __init__(self, momentum: float = 0.01, reduce_range: bool = True):
         self.momentum = momentum
+        self.reduce_range = reduce_range
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        prepare_qat(pl_module.model, self.momentum)
+        prepare_qat(pl_module.model, self.momentum, self.reduce_range)
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         checkpoint["state_dict"] = plain_state_dict(checkpoint["state_dict"])

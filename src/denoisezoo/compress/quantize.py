@@ -10,8 +10,10 @@ Pipeline (:func:`quantize_step`):
    recorded together with the recurrent / cache state the model had when it reached that frame
    (:func:`calibration_feeds`).
 4. ``mode="static"``: ONNX Runtime QDQ static quantization: weights INT8 symmetric per output
-   channel, activations UINT8 asymmetric per tensor with MinMax (or percentile / entropy)
-   ranges from the feeds, for ``Conv``, ``ConvTranspose``, ``MatMul`` and ``Gemm``.
+   channel on a 7-bit range by default (``reduce_range``: exact on x86 CPUs without VNNI, whose
+   uint8 x int8 kernel saturates pairs of products at int16), activations UINT8 asymmetric per
+   tensor with MinMax (or percentile / entropy) ranges from the feeds, for ``Conv``,
+   ``ConvTranspose``, ``MatMul`` and ``Gemm``.
    ``mode="dynamic"``: ONNX Runtime dynamic quantization (INT8 weights, activation ranges
    computed per call; ``MatMul`` / ``Gemm`` / ``Conv``) needing no calibration.
    ``mode="mixed"``: static QDQ for ``MatMul`` / ``Gemm`` (their inputs are bounded: GRU
@@ -226,7 +228,8 @@ def _resolve_keep_float(nodes: Sequence[tuple[str, str]], patterns: Sequence[str
 def quantize_step(model: nn.Module, output: str | Path, calibration: Sequence[np.ndarray] | None,
                   *, mode: str = "static", keep_float: Sequence[str] | None = None,
                   per_channel: bool = True, calibrate_method: str = "minmax",
-                  max_frames: int = 2000, overwrite: bool = False, name: str | None = None,
+                  max_frames: int = 2000, reduce_range: bool = True, overwrite: bool = False,
+                  name: str | None = None,
                   source: str | None = None, extra_record: dict[str, Any] | None = None
                   ) -> dict[str, Any]:
     """Write an INT8 ONNX Runtime model of ``model.step`` (see the module docstring).
@@ -242,6 +245,13 @@ def quantize_step(model: nn.Module, output: str | Path, calibration: Sequence[np
         per_channel: per-output-channel weight scales.
         calibrate_method: ``"minmax"``, ``"percentile"`` or ``"entropy"``.
         max_frames: calibration frames used.
+        reduce_range: weights on the 7-bit range ``[-64, 64]``. x86 CPUs without VNNI multiply uint8
+            activations by int8 weights with ``vpmaddubsw``, which saturates the sum of two
+            products at int16; 7-bit weights keep it exact, so the file gives the same output on
+            every CPU (seen here: with full 8-bit weights the same ``rnnoise_tiny`` file gave
+            0.4-0.9 % relative output error on a machine with AVX512-VNNI and 6.5 % on our CI
+            machine). ``False``: full 8-bit weights, for targets with VNNI or ARM dot-product
+            kernels only.
         overwrite: replace existing files (else ``FileExistsError``).
         name: model name in the sidecar.
         source: where the float model came from (recorded).
@@ -286,18 +296,18 @@ def quantize_step(model: nn.Module, output: str | Path, calibration: Sequence[np
             quantize_static(
                 str(fpath), str(spath), _reader(feeds), quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=static_ops, per_channel=per_channel,
-                reduce_range=False, activation_type=QuantType.QUInt8,
+                reduce_range=reduce_range, activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
                 calibrate_method=methods[calibrate_method],
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
                                "TensorQuantOverrides": _grouped_deconv_overrides(fpath)})
             if mode == "mixed":  # then the level-dependent convs with per-call ranges
                 quantize_dynamic(str(spath), str(qpath), op_types_to_quantize=["Conv"],
-                                 per_channel=per_channel, reduce_range=False,
+                                 per_channel=per_channel, reduce_range=reduce_range,
                                  weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
         else:
             quantize_dynamic(str(fpath), str(qpath), op_types_to_quantize=["MatMul", "Gemm", "Conv"],
-                             per_channel=per_channel, reduce_range=False,
+                             per_channel=per_channel, reduce_range=reduce_range,
                              weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
         output.parent.mkdir(parents=True, exist_ok=True)
         part = output.with_name(output.name + ".part")
@@ -311,7 +321,10 @@ def quantize_step(model: nn.Module, output: str | Path, calibration: Sequence[np
         "backend": "onnxruntime",
         "format": {"static": "QDQ", "dynamic": "integer ops",
                    "mixed": "QDQ (MatMul/Gemm) + integer ops (Conv)"}[mode],
-        "weights": "int8 symmetric " + ("per output channel" if per_channel else "per tensor"),
+        "weights": ("int8 symmetric " + ("per output channel" if per_channel else "per tensor")
+                    + (", 7-bit range (exact on CPUs without VNNI)" if reduce_range else
+                       ", full 8-bit range (needs VNNI / ARM dot-product kernels)")),
+        "reduce_range": reduce_range,
         "activations": {
             "static": f"uint8 asymmetric per tensor, calibrated {calibrate_method}",
             "dynamic": "uint8, ranges computed per call",
