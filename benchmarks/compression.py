@@ -78,6 +78,9 @@ def _args(argv=None):
     p.add_argument("--rtf-repeats", type=int, default=3)
     p.add_argument("--workers", type=int, default=1, help="scoring processes")
     p.add_argument("--no-litert", action="store_true", help="skip the LiteRT rows")
+    p.add_argument("--full-range-rows", action="store_true",
+                   help="also ORT INT8 PTQ with full 8-bit weights (reduce_range=False) beside the "
+                   "default 7-bit rows; their output depends on the CPU (VNNI or not, recorded)")
     p.add_argument("--skip", nargs="*", default=[], choices=("ptq", "sparse", "qat"),
                    help="skip these row groups (e.g. a long structured-pruning run alone)")
     p.add_argument("--litert-calibration-frames", type=int, default=2000,
@@ -262,12 +265,16 @@ def main(argv=None) -> int:
         if rnnoise and mode == "mixed":
             skip("int8_mixed_ptq", no_conv)
             continue
-        p = work / f"int8_{mode}_ptq.onnx"
-        meta = quantize_step(float_model, p, calibration, mode=mode, overwrite=True,
-                             name=f"int8_{mode}_ptq", source=args.checkpoint)
-        add_step(f"int8_{mode}_ptq", p, meta, "float",
-                 f"ONNX Runtime INT8 {mode} PTQ" + ("" if mode == "dynamic" else
-                                                    ", calibrated on 16 training mixtures"))
+        for reduce_range in (True, False) if args.full_range_rows else (True,):
+            tag = f"int8_{mode}_ptq" + ("" if reduce_range else "_8bit")
+            p = work / f"{tag}.onnx"
+            meta = quantize_step(float_model, p, calibration, mode=mode, overwrite=True,
+                                 reduce_range=reduce_range, name=tag, source=args.checkpoint)
+            add_step(tag, p, meta, "float",
+                     f"ONNX Runtime INT8 {mode} PTQ"
+                     + ("" if mode == "dynamic" else ", calibrated on 16 training mixtures")
+                     + (", 7-bit weights" if reduce_range else
+                        ", full 8-bit weights (exact only on CPUs with VNNI)"))
 
     # --- LiteRT: float32 step, then full-integer int8 and int16x8 from that one conversion
     litert_skipped = "--no-litert" if args.no_litert else unavailable_reason()
@@ -383,7 +390,8 @@ def main(argv=None) -> int:
         "devset": str(devset), "pairs": len(pairs), "noisy": noisy,
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "python": sys.version.split()[0], "torch": torch.__version__,
-                    "torch_threads": threads, "load_avg_at_end": os.getloadavg()},
+                    "torch_threads": threads, "load_avg_at_end": os.getloadavg(),
+                    "cpu_vnni": _cpu_has_vnni()},
         "targets": {"int8_delta_pesq": -0.05, "struct50_ft_delta_pesq": -0.10},
         "litert_skipped": litert_skipped, "litert_error": litert_error, "skipped": skipped,
         "rows": list(rows.values()),
@@ -395,6 +403,15 @@ def main(argv=None) -> int:
     outp.with_suffix(".md").write_text(_markdown(out))
     print(_markdown(out))
     return 0
+
+
+def _cpu_has_vnni() -> bool | None:
+    """Whether this CPU has VNNI (full 8-bit INT8 weights are exact only there); None if unknown."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
 def _load_pairs(pairs):
@@ -414,7 +431,9 @@ def _markdown(out: dict) -> str:
         f"{out['noisy']['si_sdr']:.2f} dB). RTF: the step on its runtime (ONNX Runtime, or the "
         f"LiteRT interpreter for `litert_*`), frame by frame, 1 thread, best of repeats, on a "
         f"shared 2-vCPU machine under load (load average at the end "
-        f"{out['machine']['load_avg_at_end'][0]:.1f}); compare rows as ratios.",
+        f"{out['machine']['load_avg_at_end'][0]:.1f}); compare rows as ratios. CPU with VNNI: "
+        f"{ {True: 'yes', False: 'no', None: 'unknown'}[out['machine'].get('cpu_vnni')] } (ORT "
+        f"INT8 rows use 7-bit weights, exact on every x86 CPU, unless marked 8-bit).",
         "",
         "| variant | runtime | params | non-zero | MMAC/s | file KB | step KB (weights KB) | RTF | "
         "PESQ-wb | dPESQ | STOI | ESTOI | SI-SDR |",
