@@ -6,6 +6,11 @@ Reads a Lightning checkpoint of ``denoisezoo train``, scores the model on the fi
 steps, hours, teacher, dev-set scores). Refuses to replace an existing file without --overwrite.
 
     python scripts/ship_model.py runs/gtcrn_distill/checkpoints/last.ckpt --name gtcrn
+
+``--rescore-int8`` re-quantizes already shipped weights with the current INT8 defaults, scores that step
+on the development set and replaces only the card's ``int8`` entry (weights and the float scores stay):
+
+    python scripts/ship_model.py src/denoisezoo/weights/gtcrn.pt --rescore-int8
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", type=Path)
-    ap.add_argument("--name", required=True)
+    ap.add_argument("--name", default=None, help="model name (required unless --rescore-int8)")
     ap.add_argument("--out", type=Path, default=None, help="default: src/denoisezoo/weights/NAME.pt")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     ap.add_argument("--devset-dir", type=Path, default=Path.home() / ".cache/denoisezoo/devset")
@@ -32,13 +37,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prior-steps", type=int, default=0,
                     help="steps the warm-start source (the run's init_from) had already trained; "
                          "added to the checkpoint's own steps in the model card")
-    ap.add_argument("--int8", default="mixed", choices=("none", "static", "dynamic", "mixed"),
+    ap.add_argument("--int8", default=None, choices=("none", "static", "dynamic", "mixed"),
                     help="also quantize the step to INT8 with ONNX Runtime (calibrated on 16 training "
                          "mixtures), score it in the same run and record it in the card (default mixed)")
     ap.add_argument("--note", default="", help="free text for the model card")
     ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--rescore-int8", action="store_true",
+                    help="CHECKPOINT is a shipped .pt: redo and rescore only its INT8 step (mode from "
+                         "its card, or --int8 if given explicitly), in place")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if args.rescore_int8:
+        return rescore_int8(args.checkpoint, args.shared, args.devset_dir, args.int8)
+    if not args.name:
+        ap.error("--name is required")
+    args.int8 = args.int8 or "mixed"
 
     from denoisezoo.api import enhance_array
     from denoisezoo.datasets.devset import build_devset
@@ -76,12 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.checkpoint}: SNR {snr[args.name]:.2f} dB below the noisy input's "
                          f"{snr['noisy']:.2f} dB while SI-SDR improves: the output is scaled or "
                          "sign-inverted. For GTCRN run scripts/invert_polarity.py on the checkpoint.")
-    int8 = None
-    if args.int8 != "none":
-        int8 = {"runtime": "onnxruntime", "mode": args.int8, "metrics": scores(int8_key),
-                "check_rel_err": q_meta.get("check_rel_err"),
-                "command": f"denoisezoo compress quantize --model {args.name} --mode {args.int8} "
-                           "--calibration NOISY_WAVS -o model_int8.onnx"}
+    int8 = (_int8_card(args.name, args.int8, scores(int8_key), q_meta)
+            if args.int8 != "none" else None)
     meta = {
         "family": ck["denoisezoo_model"]["family"],
         "global_step": steps,
@@ -103,6 +112,53 @@ def main(argv: list[str] | None = None) -> int:
     }
     save_checkpoint(model, out, name=args.name, meta=meta)
     print(json.dumps({"out": str(out), **meta}, indent=2))
+    return 0
+
+
+def _int8_card(name: str, mode: str, metrics: dict, q_meta: dict) -> dict:
+    rec = q_meta.get("compression", {})
+    return {"runtime": "onnxruntime", "mode": mode, "metrics": metrics,
+            "weights": rec.get("weights"), "reduce_range": rec.get("reduce_range"),
+            "check_rel_err": q_meta.get("check_rel_err"),
+            "command": f"denoisezoo compress quantize --model {name} --mode {mode} "
+                       "--calibration NOISY_WAVS -o model_int8.onnx"}
+
+
+def rescore_int8(path: Path, shared: Path, devset_dir: Path, mode: str | None) -> int:
+    """Redo the INT8 step of shipped weights at ``path`` and replace the card's ``int8`` entry."""
+    import datetime
+    import tempfile
+
+    from denoisezoo.api import enhance_array
+    from denoisezoo.datasets.devset import build_devset
+    from denoisezoo.evaluation import evaluate_systems
+    from denoisezoo.hub import load_model
+
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    if "meta" not in ck or "state_dict" not in ck:
+        raise SystemExit(f"{path}: not a shipped denoisezoo checkpoint")
+    name = ck["name"]
+    old = ck["meta"].get("int8") or {}
+    mode = mode or old.get("mode") or "mixed"
+    if mode == "none":
+        raise SystemExit("--rescore-int8 needs an INT8 mode")
+    model = load_model(path)
+    q_path = Path(tempfile.mkdtemp()) / f"{name}_int8.onnx"
+    q_meta = _quantize(model, q_path, mode, shared)
+    q_model = load_model(q_path)
+    dev = build_devset(shared, devset_dir)
+    res = evaluate_systems({"int8": lambda x, sr: enhance_array(q_model, x, sr)}, dev, workers=2,
+                           progress=False)
+    metrics = {k: round(v["mean"], 4) for k, v in res["summary"]["int8"]["metrics"].items()
+               if k in ("pesq_wb", "stoi", "estoi", "si_sdr")}
+    card = _int8_card(name, mode, metrics, q_meta)
+    card["rescored"] = datetime.date.today().isoformat()
+    card["previous"] = {k: old.get(k) for k in ("mode", "metrics") if k in old}
+    ck["meta"]["int8"] = card
+    tmp = path.with_name(path.name + ".part")
+    torch.save(ck, tmp)
+    tmp.replace(path)
+    print(json.dumps({"out": str(path), "float": ck["meta"].get("metrics"), "int8": card}, indent=2))
     return 0
 
 
