@@ -78,9 +78,10 @@ def _args(argv=None):
     p.add_argument("--rtf-repeats", type=int, default=3)
     p.add_argument("--workers", type=int, default=1, help="scoring processes")
     p.add_argument("--no-litert", action="store_true", help="skip the LiteRT rows")
-    p.add_argument("--full-range-rows", action="store_true",
-                   help="also ORT INT8 PTQ with full 8-bit weights (reduce_range=False) beside the "
-                   "default 7-bit rows; their output depends on the CPU (VNNI or not, recorded)")
+    p.add_argument("--weight-types", nargs="+", default=["uint8"],
+                   choices=("uint8", "int8", "int8_7bit"),
+                   help="ORT INT8 PTQ weight encodings, one row each (default uint8; int8 rows "
+                   "depend on the CPU: VNNI or not, recorded)")
     p.add_argument("--skip", nargs="*", default=[], choices=("ptq", "sparse", "qat"),
                    help="skip these row groups (e.g. a long structured-pruning run alone)")
     p.add_argument("--litert-calibration-frames", type=int, default=2000,
@@ -265,16 +266,15 @@ def main(argv=None) -> int:
         if rnnoise and mode == "mixed":
             skip("int8_mixed_ptq", no_conv)
             continue
-        for reduce_range in (True, False) if args.full_range_rows else (True,):
-            tag = f"int8_{mode}_ptq" + ("" if reduce_range else "_8bit")
+        for wt in args.weight_types:
+            tag = f"int8_{mode}_ptq" + ("" if wt == "uint8" else f"_{wt}_weights")
             p = work / f"{tag}.onnx"
             meta = quantize_step(float_model, p, calibration, mode=mode, overwrite=True,
-                                 reduce_range=reduce_range, name=tag, source=args.checkpoint)
+                                 weights=wt, name=tag, source=args.checkpoint)
             add_step(tag, p, meta, "float",
                      f"ONNX Runtime INT8 {mode} PTQ"
                      + ("" if mode == "dynamic" else ", calibrated on 16 training mixtures")
-                     + (", 7-bit weights" if reduce_range else
-                        ", full 8-bit weights (exact only on CPUs with VNNI)"))
+                     + f", weights {meta['compression']['weights']}")
 
     # --- LiteRT: float32 step, then full-integer int8 and int16x8 from that one conversion
     litert_skipped = "--no-litert" if args.no_litert else unavailable_reason()
@@ -433,7 +433,8 @@ def _markdown(out: dict) -> str:
         f"shared 2-vCPU machine under load (load average at the end "
         f"{out['machine']['load_avg_at_end'][0]:.1f}); compare rows as ratios. CPU with VNNI: "
         f"{ {True: 'yes', False: 'no', None: 'unknown'}[out['machine'].get('cpu_vnni')] } (ORT "
-        f"INT8 rows use 7-bit weights, exact on every x86 CPU, unless marked 8-bit).",
+        f"INT8 rows: uint8 weights unless the name says otherwise; int8 weights are exact only "
+        f"with VNNI).",
         "",
         "| variant | runtime | params | non-zero | MMAC/s | file KB | step KB (weights KB) | RTF | "
         "PESQ-wb | dPESQ | STOI | ESTOI | SI-SDR |",

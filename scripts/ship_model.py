@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 def _int8_card(name: str, mode: str, metrics: dict, q_meta: dict) -> dict:
     rec = q_meta.get("compression", {})
     return {"runtime": "onnxruntime", "mode": mode, "metrics": metrics,
-            "weights": rec.get("weights"), "reduce_range": rec.get("reduce_range"),
+            "weights": rec.get("weights"),
             "check_rel_err": q_meta.get("check_rel_err"),
             "command": f"denoisezoo compress quantize --model {name} --mode {mode} "
                        "--calibration NOISY_WAVS -o model_int8.onnx"}

@@ -84,9 +84,10 @@ def add_parser(sub) -> None:
                    help="ONNX node-name pattern kept float (repeatable; replaces the model "
                    "family's defaults)")
     q.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales")
-    q.add_argument("--full-range", action="store_true",
-                   help="8-bit weights instead of the default 7-bit range; only for targets with "
-                   "VNNI or ARM dot-product kernels (x86 CPUs without VNNI saturate 8-bit products)")
+    q.add_argument("--weights", choices=("uint8", "int8", "int8_7bit"), default="uint8",
+                   help="weight encoding: uint8 with zero point (default; same output on every "
+                   "CPU), int8 (exact only with VNNI or ARM dot-product kernels: x86 CPUs without "
+                   "VNNI saturate its products), int8_7bit (exact everywhere, coarser)")
     q.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="output .onnx file")
 
 
@@ -197,7 +198,7 @@ def _quantize(args: argparse.Namespace) -> int:
         meta = quantize_step(model, out, cal, mode=args.mode,
                              keep_float=args.keep_float or None,
                              per_channel=not args.per_tensor, calibrate_method=args.method,
-                             max_frames=args.max_frames, reduce_range=not args.full_range,
+                             max_frames=args.max_frames, weights=args.weights,
                              overwrite=args.overwrite, name=f"{name or 'model'}_int8",
                              source=source)
     except (FileExistsError, ValueError, TypeError) as exc:

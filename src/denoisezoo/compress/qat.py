@@ -4,10 +4,11 @@ What is simulated matches what :func:`denoisezoo.compress.quantize.quantize_step
 Runtime, so the fine-tuned weights are exported to the same INT8 path:
 
 - weights of every ``Conv2d`` / ``ConvTranspose2d`` / ``Linear`` except the first encoder conv and
-  the last decoder conv (kept float there too): INT8 symmetric, one scale per output channel
-  (``absmax / 64``: the 7-bit range ``[-64, 64]`` that ``quantize_step`` uses by default, see its
-  ``reduce_range``; ``absmax / 127`` with ``reduce_range=False``; per tensor for grouped
-  transposed convs with several outputs per group, as ONNX Runtime does);
+  the last decoder conv (kept float there too): on the grid ``quantize_step`` exports with the
+  same ``weights`` setting, one scale per output channel (per tensor for grouped transposed convs
+  with several outputs per group, as ONNX Runtime does): ``"uint8"`` (default) 256 levels from
+  ``min(w, 0)`` to ``max(w, 0)`` with a zero point, ``"int8"`` ``absmax / 127``,
+  ``"int8_7bit"`` ``absmax / 64``;
 - their input activations and their outputs (after the BatchNorm that follows, i.e. the folded
   conv's output): UINT8 asymmetric per tensor, ranges tracked as an exponential moving average of
   the batch min / max during training (frozen in eval mode);
@@ -40,22 +41,31 @@ def _ste(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 
 class FakeQuantWeight(nn.Module):
-    """INT8 symmetric fake quantization of a weight, per channel along ``axis`` (``None``: tensor),
-    on the integer grid ``[-qmax, qmax]`` (64: ONNX Runtime's reduced range, 127: full range)."""
+    """8-bit fake quantization of a weight, per channel along ``axis`` (``None``: per tensor), on
+    ONNX Runtime's grid for ``weights`` (:data:`~denoisezoo.compress.quantize.WEIGHT_TYPES`):
+    ``"uint8"`` asymmetric ``[0, 255]`` over ``[min(w, 0), max(w, 0)]`` with a zero point,
+    ``"int8"`` symmetric ``[-127, 127]``, ``"int8_7bit"`` symmetric ``[-64, 64]``."""
 
-    def __init__(self, axis: int | None, qmax: int = 64):
+    def __init__(self, axis: int | None, weights: str = "uint8"):
         super().__init__()
+        if weights not in ("uint8", "int8", "int8_7bit"):
+            raise ValueError(f"unknown weight type {weights!r}")
         self.axis = axis
-        self.qmax = qmax
+        self.weights = weights
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        if self.axis is None:
-            amax = w.detach().abs().max()
-        else:
-            dims = [d for d in range(w.ndim) if d != self.axis]
-            amax = w.detach().abs().amax(dim=dims, keepdim=True)
-        scale = amax.clamp_min(1e-12) / self.qmax
-        return _ste(w, torch.clamp(torch.round(w / scale), -self.qmax, self.qmax) * scale)
+        dims = list(range(w.ndim)) if self.axis is None else [d for d in range(w.ndim)
+                                                               if d != self.axis]
+        wd = w.detach()
+        if self.weights == "uint8":
+            lo = wd.amin(dim=dims, keepdim=True).clamp_max(0)
+            hi = wd.amax(dim=dims, keepdim=True).clamp_min(0)
+            scale = ((hi - lo) / 255).clamp_min(1e-12)
+            zp = torch.round(-lo / scale)
+            return _ste(w, (torch.clamp(torch.round(w / scale) + zp, 0, 255) - zp) * scale)
+        qmax = 127 if self.weights == "int8" else 64
+        scale = wd.abs().amax(dim=dims, keepdim=True).clamp_min(1e-12) / qmax
+        return _ste(w, torch.clamp(torch.round(w / scale), -qmax, qmax) * scale)
 
 
 class ActivationFakeQuant:
@@ -119,18 +129,18 @@ def qat_modules(model: nn.Module) -> dict[str, tuple[nn.Module, nn.Module]]:
     return out
 
 
-def prepare_qat(model: nn.Module, momentum: float = 0.01, reduce_range: bool = True) -> nn.Module:
+def prepare_qat(model: nn.Module, momentum: float = 0.01, weights: str = "uint8") -> nn.Module:
     """Insert fake quantization into ``model`` in place (idempotent); returns it.
 
-    ``reduce_range`` must match the later :func:`~denoisezoo.compress.quantize.quantize_step`
-    (both default to the 7-bit weight range)."""
+    ``weights`` must match the later :func:`~denoisezoo.compress.quantize.quantize_step` (both
+    default to ``"uint8"``)."""
     if getattr(model, "_qat_handles", None):
         return model
     handles: list = []
     observers: dict[str, ActivationFakeQuant] = {}
     for name, (m, out_mod) in qat_modules(model).items():
         parametrize.register_parametrization(
-            m, "weight", FakeQuantWeight(_weight_axis(m), 64 if reduce_range else 127))
+            m, "weight", FakeQuantWeight(_weight_axis(m), weights))
         obs_in, obs_out = ActivationFakeQuant(momentum), ActivationFakeQuant(momentum)
         observers[f"{name}:in"], observers[f"{name}:out"] = obs_in, obs_out
 
@@ -190,12 +200,12 @@ class QATCallback(L.Callback):
     the fine-tuned weights to the ONNX Runtime INT8 path.
     """
 
-    def __init__(self, momentum: float = 0.01, reduce_range: bool = True):
+    def __init__(self, momentum: float = 0.01, weights: str = "uint8"):
         self.momentum = momentum
-        self.reduce_range = reduce_range
+        self.weights = weights
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        prepare_qat(pl_module.model, self.momentum, self.reduce_range)
+        prepare_qat(pl_module.model, self.momentum, self.weights)
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         checkpoint["state_dict"] = plain_state_dict(checkpoint["state_dict"])

@@ -9,11 +9,12 @@ Pipeline (:func:`quantize_step`):
 3. Calibration feeds are real: the float model is run over calibration audio and every frame is
    recorded together with the recurrent / cache state the model had when it reached that frame
    (:func:`calibration_feeds`).
-4. ``mode="static"``: ONNX Runtime QDQ static quantization: weights INT8 symmetric per output
-   channel on a 7-bit range by default (``reduce_range``: exact on x86 CPUs without VNNI, whose
-   uint8 x int8 kernel saturates pairs of products at int16), activations UINT8 asymmetric per
-   tensor with MinMax (or percentile / entropy) ranges from the feeds, for ``Conv``,
-   ``ConvTranspose``, ``MatMul`` and ``Gemm``.
+4. ``mode="static"``: ONNX Runtime QDQ static quantization: weights per output channel as UINT8
+   with a zero point by default (``weights``, see :data:`WEIGHT_TYPES`: exact on every x86 CPU;
+   signed INT8 weights are exact only with VNNI, since the older uint8 x int8 kernel saturates
+   pairs of products at int16), activations UINT8 asymmetric per tensor with MinMax (or
+   percentile / entropy) ranges from the feeds, for ``Conv``, ``ConvTranspose``, ``MatMul`` and
+   ``Gemm``.
    ``mode="dynamic"``: ONNX Runtime dynamic quantization (INT8 weights, activation ranges
    computed per call; ``MatMul`` / ``Gemm`` / ``Conv``) needing no calibration.
    ``mode="mixed"``: static QDQ for ``MatMul`` / ``Gemm`` (their inputs are bounded: GRU
@@ -66,6 +67,12 @@ __all__ = ["DEFAULT_KEEP_FLOAT", "RNNOISE_KEEP_FLOAT", "QUANT_OPS", "fold_batchn
 
 QUANT_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 MODES = ("static", "dynamic", "mixed")
+# weight encodings: uint8 asymmetric (zero point per channel; exact on every x86 CPU, and on ours
+# no less accurate than int8), int8 symmetric full range (exact only on CPUs with VNNI or ARM
+# dot-product kernels: x86 without VNNI multiplies uint8 x int8 with vpmaddubsw, which saturates
+# pairs of products at int16), int8 on ONNX Runtime's reduced 7-bit range [-64, 64] (exact
+# everywhere, but coarser)
+WEIGHT_TYPES = ("uint8", "int8", "int8_7bit")
 # ONNX node-name patterns kept in float (TorchScript exporter names: "/<module path>/<Op>")
 DEFAULT_KEEP_FLOAT = ("/MatMul*", "/en_convs.0/*", "/de_convs.{last}/*")
 # RNNoise port: the DSP front end (band / DCT matrices, frame DFTs, pitch correlations) stays float
@@ -197,7 +204,8 @@ def quantizable_nodes(onnx_path: str | Path) -> list[tuple[str, str]]:
     return [(n.name, n.op_type) for n in g.node if n.op_type in QUANT_OPS]
 
 
-def _grouped_deconv_overrides(onnx_path: str | Path) -> dict[str, list[dict[str, Any]]]:
+def _grouped_deconv_overrides(onnx_path: str | Path, symmetric: bool
+                              ) -> dict[str, list[dict[str, Any]]]:
     """Weight-scale axes for grouped ``ConvTranspose`` (ONNX Runtime assumes axis 1 = output
     channels, true only for ``group == 1``): depthwise ones (one output per group) get per-channel
     scales on axis 0, other grouped ones per-tensor scales."""
@@ -214,7 +222,8 @@ def _grouped_deconv_overrides(onnx_path: str | Path) -> dict[str, list[dict[str,
         shape = inits.get(n.input[1])
         if group == 1 or shape is None:
             continue
-        out[n.input[1]] = [{"axis": 0, "symmetric": True}] if shape[1] == 1 else [{"symmetric": True}]
+        out[n.input[1]] = ([{"axis": 0, "symmetric": symmetric}] if shape[1] == 1
+                           else [{"symmetric": symmetric}])
     return out
 
 
@@ -228,7 +237,7 @@ def _resolve_keep_float(nodes: Sequence[tuple[str, str]], patterns: Sequence[str
 def quantize_step(model: nn.Module, output: str | Path, calibration: Sequence[np.ndarray] | None,
                   *, mode: str = "static", keep_float: Sequence[str] | None = None,
                   per_channel: bool = True, calibrate_method: str = "minmax",
-                  max_frames: int = 2000, reduce_range: bool = True, overwrite: bool = False,
+                  max_frames: int = 2000, weights: str = "uint8", overwrite: bool = False,
                   name: str | None = None,
                   source: str | None = None, extra_record: dict[str, Any] | None = None
                   ) -> dict[str, Any]:
@@ -245,13 +254,11 @@ def quantize_step(model: nn.Module, output: str | Path, calibration: Sequence[np
         per_channel: per-output-channel weight scales.
         calibrate_method: ``"minmax"``, ``"percentile"`` or ``"entropy"``.
         max_frames: calibration frames used.
-        reduce_range: weights on the 7-bit range ``[-64, 64]``. x86 CPUs without VNNI multiply uint8
-            activations by int8 weights with ``vpmaddubsw``, which saturates the sum of two
-            products at int16; 7-bit weights keep it exact, so the file gives the same output on
-            every CPU (seen here: with full 8-bit weights the same ``rnnoise_tiny`` file gave
-            0.4-0.9 % relative output error on a machine with AVX512-VNNI and 6.5 % on our CI
-            machine). ``False``: full 8-bit weights, for targets with VNNI or ARM dot-product
-            kernels only.
+        weights: weight encoding, one of :data:`WEIGHT_TYPES`: ``"uint8"`` (default; per channel
+            with a zero point) gives the same output on every CPU; with ``"int8"`` the same file
+            gave 0.4-0.9 % relative output error on ``rnnoise_tiny`` on a machine with AVX512-VNNI
+            and 6.5 % on our CI machine (and on qemu's Haswell); ``"int8_7bit"`` is exact
+            everywhere but cost GTCRN 0.06 PESQ-wb (dynamic and mixed, official DNS3 model).
         overwrite: replace existing files (else ``FileExistsError``).
         name: model name in the sidecar.
         source: where the float model came from (recorded).
@@ -272,6 +279,8 @@ def quantize_step(model: nn.Module, output: str | Path, calibration: Sequence[np
     output, side = export_paths(output, ".onnx", overwrite)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if weights not in WEIGHT_TYPES:
+        raise ValueError(f"weights must be one of {WEIGHT_TYPES}, got {weights!r}")
     if mode in ("static", "mixed") and not calibration:
         raise ValueError("static quantization needs calibration audio")
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
@@ -290,6 +299,9 @@ def quantize_step(model: nn.Module, output: str | Path, calibration: Sequence[np
         nodes = quantizable_nodes(fpath)
         excluded = _resolve_keep_float(nodes, keep_float, model)
         qpath = Path(tmp) / "int8.onnx"
+        w_type = QuantType.QUInt8 if weights == "uint8" else QuantType.QInt8
+        w_sym = weights != "uint8"
+        reduce_range = weights == "int8_7bit"
         if mode in ("static", "mixed"):
             static_ops = list(QUANT_OPS) if mode == "static" else ["MatMul", "Gemm"]
             spath = Path(tmp) / "static.onnx" if mode == "mixed" else qpath
@@ -297,18 +309,20 @@ def quantize_step(model: nn.Module, output: str | Path, calibration: Sequence[np
                 str(fpath), str(spath), _reader(feeds), quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=static_ops, per_channel=per_channel,
                 reduce_range=reduce_range, activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
+                weight_type=w_type, nodes_to_exclude=excluded,
                 calibrate_method=methods[calibrate_method],
-                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
-                               "TensorQuantOverrides": _grouped_deconv_overrides(fpath)})
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": w_sym,
+                               "TensorQuantOverrides": _grouped_deconv_overrides(fpath, w_sym)})
             if mode == "mixed":  # then the level-dependent convs with per-call ranges
                 quantize_dynamic(str(spath), str(qpath), op_types_to_quantize=["Conv"],
                                  per_channel=per_channel, reduce_range=reduce_range,
-                                 weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
+                                 weight_type=w_type, nodes_to_exclude=excluded,
+                                 extra_options={"WeightSymmetric": w_sym})
         else:
             quantize_dynamic(str(fpath), str(qpath), op_types_to_quantize=["MatMul", "Gemm", "Conv"],
                              per_channel=per_channel, reduce_range=reduce_range,
-                             weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
+                             weight_type=w_type, nodes_to_exclude=excluded,
+                             extra_options={"WeightSymmetric": w_sym})
         output.parent.mkdir(parents=True, exist_ok=True)
         part = output.with_name(output.name + ".part")
         part.write_bytes(qpath.read_bytes())
@@ -321,10 +335,11 @@ def quantize_step(model: nn.Module, output: str | Path, calibration: Sequence[np
         "backend": "onnxruntime",
         "format": {"static": "QDQ", "dynamic": "integer ops",
                    "mixed": "QDQ (MatMul/Gemm) + integer ops (Conv)"}[mode],
-        "weights": ("int8 symmetric " + ("per output channel" if per_channel else "per tensor")
-                    + (", 7-bit range (exact on CPUs without VNNI)" if reduce_range else
-                       ", full 8-bit range (needs VNNI / ARM dot-product kernels)")),
-        "reduce_range": reduce_range,
+        "weights": ({"uint8": "uint8 with zero point (exact on every x86 CPU)",
+                     "int8": "int8 symmetric, full range (exact only with VNNI / ARM dot product)",
+                     "int8_7bit": "int8 symmetric, 7-bit range [-64, 64]"}[weights]
+                    + (" per output channel" if per_channel else " per tensor")),
+        "weight_type": weights,
         "activations": {
             "static": f"uint8 asymmetric per tensor, calibrated {calibrate_method}",
             "dynamic": "uint8, ranges computed per call",
