@@ -15,7 +15,7 @@ Pipeline (:func:`quantize_step`):
    pairs of products at int16), activations UINT8 asymmetric per tensor with MinMax (or
    percentile / entropy) ranges from the feeds, for ``Conv``, ``ConvTranspose``, ``MatMul`` and
    ``Gemm``.
-   ``mode="dynamic"``: ONNX Runtime dynamic quantization (INT8 weights, activation ranges
+   ``mode="dynamic"``: ONNX Runtime dynamic quantization (8-bit weights, activation ranges
    computed per call; ``MatMul`` / ``Gemm`` / ``Conv``) needing no calibration.
    ``mode="mixed"``: static QDQ for ``MatMul`` / ``Gemm`` (their inputs are bounded: GRU
    outputs, LayerNorm'd features) and dynamic for ``Conv``. Why: GTCRN's conv activations scale
@@ -67,8 +67,8 @@ __all__ = ["DEFAULT_KEEP_FLOAT", "RNNOISE_KEEP_FLOAT", "QUANT_OPS", "fold_batchn
 
 QUANT_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 MODES = ("static", "dynamic", "mixed")
-# weight encodings: uint8 asymmetric (zero point per channel; exact on every x86 CPU, and on ours
-# no less accurate than int8), int8 symmetric full range (exact only on CPUs with VNNI or ARM
+# weight encodings: uint8 asymmetric (zero point per channel; exact on every x86 CPU), int8
+# symmetric full range (exact only on CPUs with VNNI or ARM
 # dot-product kernels: x86 without VNNI multiplies uint8 x int8 with vpmaddubsw, which saturates
 # pairs of products at int16), int8 on ONNX Runtime's reduced 7-bit range [-64, 64] (exact
 # everywhere, but coarser)
@@ -258,7 +258,9 @@ def quantize_step(model: nn.Module, output: str | Path, calibration: Sequence[np
             with a zero point) gives the same output on every CPU; with ``"int8"`` the same file
             gave 0.4-0.9 % relative output error on ``rnnoise_tiny`` on a machine with AVX512-VNNI
             and 6.5 % on our CI machine (and on qemu's Haswell); ``"int8_7bit"`` is exact
-            everywhere but cost GTCRN 0.06 PESQ-wb (dynamic and mixed, official DNS3 model).
+            everywhere but coarser. Dev-set PESQ-wb change of the official GTCRN DNS3 model,
+            mixed mode, measured on a VNNI machine: uint8 -0.027, int8 +0.016, int8_7bit -0.045
+            (``benchmarks/results/compression_gtcrn_int8_weights.md``).
         overwrite: replace existing files (else ``FileExistsError``).
         name: model name in the sidecar.
         source: where the float model came from (recorded).
