@@ -448,6 +448,11 @@ def test_artefacts_round_trip_and_denoise_cli(tmp_path, wav_file):
     assert main(["compress", "quantize", "--checkpoint", str(out), "--calibration", str(cal),
                  "--max-frames", "100", "-o", str(q)]) == 0
     assert load_model(q).compression["method"] == "int8_static"
+    assert load_model(q).compression["weight_type"] == "uint8"
+    q8 = tmp_path / "q8.onnx"  # signed weights on request (VNNI targets)
+    assert main(["compress", "quantize", "--checkpoint", str(out), "--mode", "dynamic",
+                 "--weights", "int8", "-o", str(q8)]) == 0
+    assert load_model(q8).compression["weight_type"] == "int8"
     assert main(["denoise", "--checkpoint", str(q), str(src), "-o", str(tmp_path / "b.wav")]) == 0
     import soundfile as sf
 
