@@ -78,8 +78,9 @@ def _args(argv=None):
     p.add_argument("--rtf-repeats", type=int, default=3)
     p.add_argument("--workers", type=int, default=1, help="scoring processes")
     p.add_argument("--no-litert", action="store_true", help="skip the LiteRT rows")
-    p.add_argument("--weight-types", nargs="+", default=["uint8"],
-                   choices=("uint8", "int8", "int8_7bit"),
+    from denoisezoo.compress.quantize import WEIGHT_TYPES
+
+    p.add_argument("--weight-types", nargs="+", default=["uint8"], choices=WEIGHT_TYPES,
                    help="ORT INT8 PTQ weight encodings, one row each (default uint8; int8 rows "
                    "depend on the CPU: VNNI or not, recorded)")
     p.add_argument("--skip", nargs="*", default=[], choices=("ptq", "sparse", "qat"),

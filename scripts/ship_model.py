@@ -78,18 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         q_model = load_model(q_path)
         systems[int8_key] = lambda x, sr: enhance_array(q_model, x, sr)
     res = evaluate_systems(systems, dev, workers=2, progress=False)
-    def scores(system: str) -> dict[str, float]:
-        return {k: round(v["mean"], 4) for k, v in res["summary"][system]["metrics"].items()
-                if k in ("pesq_wb", "stoi", "estoi", "si_sdr")}
-
-    metrics, noisy = scores(args.name), scores("noisy")
+    metrics, noisy = _card_scores(res, args.name), _card_scores(res, "noisy")
     snr = {k: res["summary"][k]["metrics"].get("snr", {}).get("mean") for k in (args.name, "noisy")}
     if None not in snr.values() and sign_inverted(snr[args.name], metrics["si_sdr"], snr["noisy"],
                                                   noisy["si_sdr"]):
         raise SystemExit(f"{args.checkpoint}: SNR {snr[args.name]:.2f} dB below the noisy input's "
                          f"{snr['noisy']:.2f} dB while SI-SDR improves: the output is scaled or "
                          "sign-inverted. For GTCRN run scripts/invert_polarity.py on the checkpoint.")
-    int8 = (_int8_card(args.name, args.int8, scores(int8_key), q_meta)
+    int8 = (_int8_card(args.name, args.int8, _card_scores(res, int8_key), q_meta)
             if args.int8 != "none" else None)
     meta = {
         "family": ck["denoisezoo_model"]["family"],
@@ -113,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     save_checkpoint(model, out, name=args.name, meta=meta)
     print(json.dumps({"out": str(out), **meta}, indent=2))
     return 0
+
+
+def _card_scores(res: dict, system: str) -> dict[str, float]:
+    """The model card's dev-set means of ``system`` in an ``evaluate_systems`` result."""
+    return {k: round(v["mean"], 4) for k, v in res["summary"][system]["metrics"].items()
+            if k in ("pesq_wb", "stoi", "estoi", "si_sdr")}
 
 
 def _int8_card(name: str, mode: str, metrics: dict, q_meta: dict) -> dict:
@@ -149,9 +151,7 @@ def rescore_int8(path: Path, shared: Path, devset_dir: Path, mode: str | None) -
     dev = build_devset(shared, devset_dir)
     res = evaluate_systems({"int8": lambda x, sr: enhance_array(q_model, x, sr)}, dev, workers=2,
                            progress=False)
-    metrics = {k: round(v["mean"], 4) for k, v in res["summary"]["int8"]["metrics"].items()
-               if k in ("pesq_wb", "stoi", "estoi", "si_sdr")}
-    card = _int8_card(name, mode, metrics, q_meta)
+    card = _int8_card(name, mode, _card_scores(res, "int8"), q_meta)
     card["rescored"] = datetime.date.today().isoformat()
     card["previous"] = {k: old.get(k) for k in ("mode", "metrics") if k in old}
     ck["meta"]["int8"] = card

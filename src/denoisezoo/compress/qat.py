@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from denoisezoo.compress.quantize import WEIGHT_TYPES
+
 __all__ = ["FakeQuantWeight", "ActivationFakeQuant", "prepare_qat", "strip_qat", "QATCallback",
            "qat_modules"]
 
@@ -48,8 +50,8 @@ class FakeQuantWeight(nn.Module):
 
     def __init__(self, axis: int | None, weights: str = "uint8"):
         super().__init__()
-        if weights not in ("uint8", "int8", "int8_7bit"):
-            raise ValueError(f"unknown weight type {weights!r}")
+        if weights not in WEIGHT_TYPES:
+            raise ValueError(f"weights must be one of {WEIGHT_TYPES}, got {weights!r}")
         self.axis = axis
         self.weights = weights
 
