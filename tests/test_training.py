@@ -25,6 +25,7 @@ from denoisezoo.training import (
     NonFiniteError,
     Pretrained,
     RunLayout,
+    TeacherEnsemble,
     si_sdr,
 )
 from denoisezoo.training.averaging import average_checkpoints, average_state_dicts
@@ -247,6 +248,50 @@ def test_distillation_through_cli(corpus, tmp_path):
     assert "train/loss_teacher" in metrics and "train/loss_clean" in metrics
     ck = torch.load(tmp_path / "run/ckpt/last.ckpt", map_location="cpu", weights_only=False)
     assert ck["denoisezoo_model"]["teacher"] == str(teacher)
+
+
+def test_teacher_ensemble_averages_members_and_reversed_runs(tmp_path):
+    from denoisezoo.api import enhance
+
+    torch.manual_seed(0)
+    paths = [str(save_checkpoint(gtcrn_tiny(), tmp_path / f"t{i}.pt")) for i in range(2)]
+    models = [load_model(p).eval() for p in paths]
+    x = torch.as_tensor(speechlike(6000, seed=3)).unsqueeze(0)
+    with torch.no_grad():
+        fwd = [enhance(m, x[0]) for m in models]
+        rev = [enhance(m, x[0].flip(-1)).flip(-1) for m in models]
+    single = TeacherEnsemble(paths[:1]).enhance_waveform(x)[0]
+    torch.testing.assert_close(single, fwd[0], atol=1e-5, rtol=0)
+    both = TeacherEnsemble(paths).enhance_waveform(x)[0]
+    torch.testing.assert_close(both, (fwd[0] + fwd[1]) / 2, atol=1e-5, rtol=0)
+    bidir = TeacherEnsemble(paths, bidirectional=True)
+    assert bidir.source.startswith("ensemble-bidirectional(") and paths[1] in bidir.source
+    torch.testing.assert_close(bidir.enhance_waveform(x)[0], sum(fwd + rev) / 4, atol=1e-5, rtol=0)
+    # the forward-only ensemble is causal; the bidirectional one sees the future
+    late = x.clone()
+    late[:, 4000:] += 0.5 * torch.randn(1, 2000)
+    causal = TeacherEnsemble(paths)
+    assert torch.equal(causal.enhance_waveform(late)[:, :3000], causal.enhance_waveform(x)[:, :3000])
+    assert (bidir.enhance_waveform(late)[:, :3000] - bidir.enhance_waveform(x)[:, :3000]).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="at least one"):
+        TeacherEnsemble([])
+
+
+def test_distillation_from_an_ensemble_uses_its_waveform(tmp_path):
+    paths = [str(save_checkpoint(gtcrn_tiny(), tmp_path / f"t{i}.pt")) for i in range(2)]
+    teacher = TeacherEnsemble(paths, bidirectional=True)
+    system = DistillationSystem(gtcrn_tiny(), teacher, alpha=1.0)
+    assert system.waveform_teacher and not system.same_geometry
+    noisy = torch.randn(2, 4000) * 0.1
+    t_spec, t_wav, t_mask = system.teacher_reference(noisy, system.analyse(noisy))
+    torch.testing.assert_close(t_wav, teacher.enhance_waveform(noisy))
+    torch.testing.assert_close(t_spec, system.analyse(t_wav))
+    assert t_mask is None
+    loss, parts = system.compute_loss(noisy, torch.randn(2, 4000) * 0.1)
+    loss.backward()
+    assert all(p.grad is None for p in system.teacher.parameters())
+    with pytest.raises(ValueError, match="mask_weight"):
+        DistillationSystem(gtcrn_tiny(), teacher, mask_weight=0.5)
 
 
 class _NaNLoss(torch.nn.Module):

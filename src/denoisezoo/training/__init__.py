@@ -9,7 +9,13 @@ from denoisezoo.training.losses import (
     si_sdr,
     signed_si_sdr,
 )
-from denoisezoo.training.system import DistillationSystem, EnhancementSystem, NonFiniteError, Pretrained
+from denoisezoo.training.system import (
+    DistillationSystem,
+    EnhancementSystem,
+    NonFiniteError,
+    Pretrained,
+    TeacherEnsemble,
+)
 
 __all__ = [
     "CombinedLoss",
@@ -21,6 +27,7 @@ __all__ = [
     "Pretrained",
     "RunLayout",
     "SISDRLoss",
+    "TeacherEnsemble",
     "si_sdr",
     "signed_si_sdr",
 ]

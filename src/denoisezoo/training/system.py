@@ -18,7 +18,7 @@ from torch import nn
 from denoisezoo.dsp.stft import istft, stft
 from denoisezoo.training.losses import HybridLoss
 
-__all__ = ["EnhancementSystem", "DistillationSystem", "Pretrained", "NonFiniteError"]
+__all__ = ["EnhancementSystem", "DistillationSystem", "Pretrained", "TeacherEnsemble", "NonFiniteError"]
 
 
 class NonFiniteError(RuntimeError):
@@ -53,6 +53,60 @@ class Pretrained(nn.Module):
 
     def forward_with_mask(self, spec: torch.Tensor, state=None):
         return self.model.forward_with_mask(spec, state)
+
+
+class TeacherEnsemble(nn.Module):
+    """A frozen teacher that averages the output waveforms of several zoo models, optionally each
+    also run on the time-reversed input (``bidirectional``): a non-causal teacher built from causal
+    models, for offline distillation only (a teacher never runs in real time). From a YAML config::
+
+        teacher:
+          class_path: denoisezoo.training.TeacherEnsemble
+          init_args:
+            sources: [gtcrn_dns3_ft, ../shared/reference/gtcrn/checkpoints/model_trained_on_dns3.tar]
+            bidirectional: true
+
+    Each member enhances its own STFT of the noisy waveform (its geometry, its window); the
+    ``len(sources) * (1 + bidirectional)`` output waveforms are averaged.
+
+    Args:
+        sources: names or paths accepted by :func:`denoisezoo.hub.load_model` (at least one).
+        bidirectional: also run every member on the reversed input and reverse its output back.
+
+    Raises:
+        ValueError: no source, or members at different sample rates.
+    """
+
+    def __init__(self, sources: list[str], bidirectional: bool = False):
+        super().__init__()
+        if not sources:
+            raise ValueError("TeacherEnsemble needs at least one source")
+        self.members = nn.ModuleList(Pretrained(s) for s in sources)
+        rates = {m.geometry.sample_rate for m in self.members}
+        if len(rates) > 1:
+            raise ValueError(f"ensemble members run at different sample rates {sorted(rates)}; "
+                             "use members at the student's rate")
+        self.bidirectional = bidirectional
+        self.source = (f"ensemble{'-bidirectional' if bidirectional else ''}("
+                       + ", ".join(sources) + ")")
+
+    @property
+    def geometry(self):
+        """The first member's geometry (the sample rate is common to all)."""
+        return self.members[0].geometry
+
+    @torch.no_grad()
+    def enhance_waveform(self, wav: torch.Tensor) -> torch.Tensor:
+        """``wav (B, N)`` -> the mean enhanced waveform ``(B, N)``."""
+        n, outs = wav.shape[-1], []
+        inputs = [wav, wav.flip(-1)] if self.bidirectional else [wav]
+        for member in self.members:
+            g = member.geometry
+            w = g.make_window(wav.dtype).to(wav.device)
+            for i, x in enumerate(inputs):
+                y = istft(member(stft(x, g, w)), g, n, w)
+                outs.append(y.flip(-1) if i else y)
+        return torch.stack(outs).mean(0)
 
 
 def warm_start(model: nn.Module, source: str) -> list[str]:
@@ -307,14 +361,17 @@ class DistillationSystem(EnhancementSystem):
     the teacher enhances its own STFT of the noisy waveform (with its own window), its output is
     synthesised to a waveform and re-analysed with the student's geometry to give the teacher's
     reference spectrum. With equal geometries the teacher runs on the student's noisy spectrum.
+    A teacher with ``enhance_waveform(wav)`` (:class:`TeacherEnsemble`) maps the noisy waveform to
+    its output waveform, which is analysed in the student's geometry.
 
     Args:
         model: the student.
         teacher: any zoo model with ``geometry`` and ``forward(spec)`` (frozen, kept in eval mode),
-            e.g. ``Pretrained("path/to/official.tar")`` or a trained ``gtcrn_large``.
+            e.g. ``Pretrained("path/to/official.tar")`` or a trained ``gtcrn_large``, or a
+            :class:`TeacherEnsemble`.
         alpha: weight of the distillation term.
         mask_weight: weight of the complex-mask matching term (both models must expose
-            ``forward_with_mask`` and share the STFT geometry).
+            ``forward_with_mask`` and share the STFT geometry; not with an ensemble).
         **kwargs: the :class:`EnhancementSystem` arguments (``loss``, ``lr``, ...).
 
     Raises:
@@ -329,10 +386,13 @@ class DistillationSystem(EnhancementSystem):
         if t_geom.sample_rate != s_geom.sample_rate:
             raise ValueError(f"teacher sample rate {t_geom.sample_rate} Hz differs from the student's "
                              f"{s_geom.sample_rate} Hz; distil from a teacher at the student's rate")
-        self.same_geometry = t_geom == s_geom
+        # a teacher with ``enhance_waveform`` (e.g. TeacherEnsemble) is used through waveforms only
+        self.waveform_teacher = callable(getattr(teacher, "enhance_waveform", None))
+        self.same_geometry = t_geom == s_geom and not self.waveform_teacher
         if mask_weight and not self.same_geometry:
-            raise ValueError(f"mask_weight={mask_weight} needs equal STFT geometries (the masks' "
-                             f"shapes differ): teacher {t_geom}, student {s_geom}; use mask_weight=0")
+            raise ValueError(f"mask_weight={mask_weight} needs a single teacher with the student's STFT "
+                             f"geometry (no mask to match otherwise): teacher {t_geom}, student "
+                             f"{s_geom}; use mask_weight=0")
         if mask_weight and getattr(self.loss, "needs_model_outputs", False):
             raise ValueError(f"{type(self.loss).__name__} needs the model's outputs; it cannot "
                              "be combined with mask matching (mask_weight)")
@@ -354,6 +414,9 @@ class DistillationSystem(EnhancementSystem):
         geometry): ``(spectrum (B, F, T, 2) in the student's geometry, waveform (B, N), mask or
         None)``; the mask only with ``mask_weight`` (then the geometries are equal)."""
         n = noisy.shape[-1]
+        if self.waveform_teacher:
+            t_wav = self.teacher.enhance_waveform(noisy)
+            return self.analyse(t_wav), t_wav, None
         if self.same_geometry:
             if self.hparams.mask_weight:
                 t_spec, _, t_mask = self.teacher.forward_with_mask(noisy_spec)
