@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import math
 import re
 import shlex
 import sys
@@ -31,15 +30,6 @@ def step_files(folder: Path) -> dict[int, Path]:
     if not folder.is_dir():
         raise SystemExit(f"distill_vs_alone: {folder} is not a folder")
     return {int(m.group(1)): p for p in folder.iterdir() if (m := _STEP.match(p.name))}
-
-
-def paired(a: list[float], b: list[float]) -> dict[str, float]:
-    """Mean of ``a - b`` with the half-width of its 95 % Student-t interval (NaN for n < 2)."""
-    from denoisezoo.evaluation.runner import mean_ci95
-
-    s = mean_ci95([x - y for x, y in zip(a, b, strict=True)])
-    half = (s["ci95"][1] - s["ci95"][0]) / 2 if s["ci95"] else math.nan
-    return {"mean": s["mean"], "ci95_half": half, "n": s["n"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from denoisezoo.api import enhance_array
     from denoisezoo.evaluation import evaluate_systems
+    from denoisezoo.evaluation.runner import paired_gain
     from denoisezoo.hub import load_model
 
     torch.set_num_threads(1)
@@ -106,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         for m in METRICS:
             ok = [i for i in ids if d[i].get(m) is not None and a[i].get(m) is not None]
             dv, av = [float(d[i][m]) for i in ok], [float(a[i][m]) for i in ok]
-            entry[m] = {"distilled": sum(dv) / len(dv), "alone": sum(av) / len(av), "gain": paired(dv, av)}
+            entry[m] = {"distilled": sum(dv) / len(dv), "alone": sum(av) / len(av),
+                        "gain": paired_gain(dv, av)}
         table.append(entry)
 
     command = "python benchmarks/distill_vs_alone.py" + "".join(f" {shlex.quote(a)}" for a in argv)

@@ -21,7 +21,7 @@ from denoisezoo.cli import main
 from denoisezoo.dsp.resample import resample
 from denoisezoo.evaluation import metrics as M
 from denoisezoo.evaluation.data import find_pairs, load_pair
-from denoisezoo.evaluation.runner import evaluate_systems, mean_ci95
+from denoisezoo.evaluation.runner import evaluate_systems, mean_ci95, paired_gain
 
 SR = 16000
 
@@ -167,6 +167,16 @@ def test_mean_ci95_student_t():
     assert stats["n"] == 3 and stats["mean"] == pytest.approx(2.0)
     assert stats["ci95"][1] - 2.0 == pytest.approx(4.302653 * 1.0 / math.sqrt(3), rel=1e-5)
     assert mean_ci95([float("nan")]) == {"mean": None, "ci95": None, "n": 0}
+
+
+def test_paired_gain_is_the_interval_of_the_differences():
+    # differences 1, 2, 3: mean 2, half-width t(0.975, 2) * 1 / sqrt(3)
+    gain = paired_gain([11.0, 22.0, 33.0], [10.0, 20.0, 30.0])
+    assert gain["n"] == 3 and gain["mean"] == pytest.approx(2.0)
+    assert gain["ci95_half"] == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
+    assert math.isnan(paired_gain([1.0], [0.5])["ci95_half"])
+    with pytest.raises(ValueError):
+        paired_gain([1.0, 2.0], [1.0])
 
 
 @pytest.mark.slow  # first call JIT-compiles librosa's mel filterbank (about 10 s here)

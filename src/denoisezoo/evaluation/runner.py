@@ -37,7 +37,7 @@ from denoisezoo.audio import AudioError
 from denoisezoo.evaluation.data import LoadedPair, Pair, find_pairs, load_pair
 from denoisezoo.evaluation.metrics import INTRUSIVE_METRICS, ScoreJob, _run_job, make_pool
 
-__all__ = ["System", "NOISY", "evaluate_systems", "summarize", "metric_keys", "mean_ci95"]
+__all__ = ["System", "NOISY", "evaluate_systems", "summarize", "metric_keys", "mean_ci95", "paired_gain"]
 
 System = Callable[[np.ndarray, int], np.ndarray]
 NOISY = "noisy"
@@ -186,6 +186,14 @@ def mean_ci95(values: Sequence[float]) -> dict[str, Any]:
 
     half = float(student_t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n))
     return {"mean": mean, "ci95": [mean - half, mean + half], "n": n}
+
+
+def paired_gain(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
+    """Mean of the per-file differences ``a - b`` with the half-width of its paired 95 % interval
+    (``ci95_half`` NaN for fewer than 2 pairs)."""
+    s = mean_ci95([x - y for x, y in zip(a, b, strict=True)])
+    half = (s["ci95"][1] - s["ci95"][0]) / 2 if s["ci95"] else math.nan
+    return {"mean": s["mean"], "ci95_half": half, "n": s["n"]}
 
 
 def summarize(rows: Sequence[Mapping[str, Any]], total: int | None = None,
