@@ -98,15 +98,16 @@ class TeacherEnsemble(nn.Module):
     @torch.no_grad()
     def enhance_waveform(self, wav: torch.Tensor) -> torch.Tensor:
         """``wav (B, N)`` -> the mean enhanced waveform ``(B, N)``."""
-        n, outs = wav.shape[-1], []
-        inputs = [wav, wav.flip(-1)] if self.bidirectional else [wav]
+        b, n = wav.shape
+        # the reversed copies ride in the same batch as the forward ones: one call per member
+        x = torch.cat([wav, wav.flip(-1)]) if self.bidirectional else wav
+        total = torch.zeros_like(wav)
         for member in self.members:
             g = member.geometry
             w = g.make_window(wav.dtype).to(wav.device)
-            for i, x in enumerate(inputs):
-                y = istft(member(stft(x, g, w)), g, n, w)
-                outs.append(y.flip(-1) if i else y)
-        return torch.stack(outs).mean(0)
+            y = istft(member(stft(x, g, w)), g, n, w)
+            total = total + (y[:b] + y[b:].flip(-1) if self.bidirectional else y)
+        return total / (len(self.members) * (2 if self.bidirectional else 1))
 
 
 def warm_start(model: nn.Module, source: str) -> list[str]:
