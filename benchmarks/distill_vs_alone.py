@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import re
 import shlex
 import sys
@@ -33,6 +32,8 @@ def step_files(folder: Path) -> dict[int, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from denoisezoo.datasets.devset import add_data_arguments, data_spec
+
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--distilled", type=Path, required=True, help="folder of step{N}.ckpt")
@@ -41,11 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="steps to compare (default: every step present in both folders)")
     ap.add_argument("--offset-distilled", type=int, default=0,
                     help="steps the distilled run had before its own counter (warm start)")
-    ap.add_argument("--data", default=None, help="data SPEC (default: the dev set from --shared)")
-    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
-    ap.add_argument("--devset-dir", type=Path, default=Path.home() / ".cache/denoisezoo/devset")
-    ap.add_argument("--limit", type=int, default=None, help="only the first N pairs")
-    ap.add_argument("--workers", type=int, default=1)
+    add_data_arguments(ap, REPO.parent / "shared")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
@@ -54,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from denoisezoo.api import enhance_array
     from denoisezoo.evaluation import evaluate_systems
+    from denoisezoo.evaluation.report import gain_cell, write_json_markdown
     from denoisezoo.evaluation.runner import paired_gain
     from denoisezoo.hub import load_model
 
@@ -66,12 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing or not steps:
         raise SystemExit(f"distill_vs_alone: steps {missing or steps} not in both folders "
                          f"(common: {common})")
-    if args.data:
-        spec, data_name = args.data, args.data
-    else:
-        from denoisezoo.datasets.devset import build_devset
-
-        spec, data_name = str(build_devset(args.shared, args.devset_dir)), "devset (100 pairs)"
+    spec, data_name = data_spec(args)
 
     def system(path: Path):
         model = load_model(path)
@@ -105,8 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"meta": {"command": command, "data": data_name,
                     "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
            "steps": table}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "distill_vs_alone.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     md = ["# Distilled vs trained alone (equal steps)\n",
           f"Data: {data_name}. Gain = distilled − alone, mean over the files with the half-width of its "
           "paired 95 % interval.\n", f"```\n{command}\n```\n",
@@ -116,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     for e in table:
         fmt = {"pesq_wb": "{:.3f}", "estoi": "{:.3f}", "si_sdr": "{:.2f}"}
         both = [" / ".join(fmt[m].format(e[m][k]) for m in METRICS) for k in ("distilled", "alone")]
-        gains = [f"{e[m]['gain']['mean']:+.3f} ± {e[m]['gain']['ci95_half']:.3f}" for m in METRICS]
+        gains = [gain_cell(e[m]["gain"]) for m in METRICS]
         md.append(f"| {e['step']:,} | {both[0]} | {both[1]} | " + " | ".join(gains) + " |")
-    (args.out / "distill_vs_alone.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    write_json_markdown(args.out, "distill_vs_alone", doc, md)
     print("\n".join(md))
     return 0
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -37,13 +36,11 @@ def candidates(shared: Path) -> dict[str, tuple[list[str], bool]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from denoisezoo.datasets.devset import add_data_arguments, data_spec
+
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default=None, help="data SPEC (default: the dev set from --shared)")
-    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
-    ap.add_argument("--devset-dir", type=Path, default=Path.home() / ".cache/denoisezoo/devset")
-    ap.add_argument("--limit", type=int, default=None, help="only the first N pairs")
-    ap.add_argument("--workers", type=int, default=1)
+    add_data_arguments(ap, REPO.parent / "shared")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results/teachers")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
@@ -55,16 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from denoisezoo.evaluation import evaluate_systems
+    from denoisezoo.evaluation.report import gain_cell, write_json_markdown
     from denoisezoo.evaluation.runner import paired_gain
     from denoisezoo.training import TeacherEnsemble
 
     torch.set_num_threads(1)
-    if args.data:
-        spec, data_name = args.data, args.data
-    else:
-        from denoisezoo.datasets.devset import build_devset
-
-        spec, data_name = str(build_devset(args.shared, args.devset_dir)), "devset (100 pairs)"
+    spec, data_name = data_spec(args)
 
     def system(sources: list[str], bidirectional: bool):
         teacher = TeacherEnsemble(sources, bidirectional).eval()
@@ -99,8 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"meta": {"command": command, "data": data_name, "reference": ref,
                     "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
            "teachers": table}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "teachers.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     fmt = {"pesq_wb": "{:.3f}", "estoi": "{:.3f}", "si_sdr": "{:.2f}"}
     md = ["# Distillation teachers\n",
           f"Data: {data_name}. Gain = candidate − `{ref}`, mean over the files with the half-width of "
@@ -110,10 +101,10 @@ def main(argv: list[str] | None = None) -> int:
           "|---|---:|---|---|---|---|"]
     for e in table:
         scores = " / ".join(fmt[m].format(e[m]["mean"]) for m in METRICS)
-        gains = [f"{e[m]['gain']['mean']:+.3f} ± {e[m]['gain']['ci95_half']:.3f}" for m in METRICS]
+        gains = [gain_cell(e[m]["gain"]) for m in METRICS]
         passes = len(e["sources"]) * (2 if e["bidirectional"] else 1)
         md.append(f"| {e['teacher']} | {passes} | {scores} | " + " | ".join(gains) + " |")
-    (args.out / "teachers.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    write_json_markdown(args.out, "teachers", doc, md)
     print("\n".join(md))
     return 0
 

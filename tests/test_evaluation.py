@@ -403,3 +403,23 @@ def test_distill_vs_alone_script_pairs_equal_steps(tmp_path, tiny_ckpt):
     with pytest.raises(SystemExit, match="not in both"):
         mod.main(common + ["--steps", "30"])
 
+
+
+def test_teachers_script_scores_candidates_against_the_first(tmp_path):
+    shared = REPO.parent / "shared"
+    if not (shared / "reference/gtcrn/checkpoints/model_trained_on_dns3.tar").is_file():
+        pytest.skip("../shared/reference/gtcrn/checkpoints (official GTCRN checkpoint) not present")
+    spec = importlib.util.spec_from_file_location("teachers", REPO / "benchmarks" / "teachers.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    _write_pairs(tmp_path / "d", ["a.wav", "b.wav"], ["a.wav", "b.wav"], seconds=1.5)
+    out = tmp_path / "res"
+    assert mod.main(["--data", str(tmp_path / "d"), "--out", str(out), "--no-progress",
+                     "--shared", str(shared)]) == 0
+    doc = json.loads((out / "teachers.json").read_text())
+    first, *others = doc["teachers"]
+    assert first["pesq_wb"]["gain"]["mean"] == 0 and first["files"] == 2
+    assert len(others) == 4 and all(t["files"] == 2 for t in others)
+    # the bidirectional single model differs from the causal one it is built from
+    assert others[0]["bidirectional"] and others[0]["si_sdr"]["gain"]["mean"] != 0
+    assert "| gtcrn_dns3_ft + official ep87, bidirectional | 4 |" in (out / "teachers.md").read_text()

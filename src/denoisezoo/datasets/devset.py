@@ -51,7 +51,7 @@ from denoisezoo.audio import write_audio
 from denoisezoo.datasets.corpus import AudioCorpus, CorpusError, list_audio_files
 from denoisezoo.datasets.mixing import Mixer
 
-__all__ = ["build_devset", "DEVSET_VERSION", "devset_sources"]
+__all__ = ["build_devset", "DEVSET_VERSION", "devset_sources", "add_data_arguments", "data_spec"]
 
 _log = logging.getLogger(__name__)
 
@@ -183,3 +183,22 @@ def build_devset(shared_root: Path, out_dir: Path, n: int = 100, seed: int = 123
                                          encoding="utf-8")
     _log.info("%s: development set of %d pairs written", out_dir, n)
     return out_dir
+
+
+def add_data_arguments(parser: Any, shared: Path) -> None:
+    """Add the scoring-data options shared by the benchmark scripts to an ``argparse`` parser:
+    ``--data SPEC``, ``--shared DIR`` (default ``shared``), ``--devset-dir``, ``--limit``, ``--workers``."""
+    parser.add_argument("--data", default=None, help="data SPEC (default: the dev set from --shared)")
+    parser.add_argument("--shared", type=Path, default=shared, help="the shared data folder")
+    parser.add_argument("--devset-dir", type=Path, default=Path.home() / ".cache/denoisezoo/devset",
+                        help="where the dev set is built (never inside the repo)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N pairs")
+    parser.add_argument("--workers", type=int, default=1, help="scoring processes")
+
+
+def data_spec(args: Any) -> tuple[str, str]:
+    """``(data SPEC, description)`` from :func:`add_data_arguments` options: ``--data`` as given,
+    or the default development set, built on first use."""
+    if args.data:
+        return str(args.data), str(args.data)
+    return str(build_devset(args.shared, args.devset_dir)), "devset (100 pairs)"

@@ -13,7 +13,8 @@ import numpy as np
 
 from denoisezoo.evaluation.runner import NOISY, metric_keys
 
-__all__ = ["write_outputs", "markdown_table", "plot_pair", "select_extremes", "METRIC_LABELS"]
+__all__ = ["write_outputs", "markdown_table", "plot_pair", "select_extremes", "METRIC_LABELS", "gain_cell",
+           "write_json_markdown"]
 
 METRIC_LABELS = {
     "pesq_wb": "PESQ-wb", "pesq_nb": "PESQ-nb", "stoi": "STOI", "estoi": "ESTOI",
@@ -63,6 +64,22 @@ def write_outputs(result: Mapping[str, Any], out_dir: str | Path, command: str |
     paths["json"].write_text(json.dumps(_jsonable(result["summary"]), indent=2) + "\n", encoding="utf-8")
     paths["md"].write_text(summary_markdown(result["summary"], command, title), encoding="utf-8")
     return paths
+
+
+def gain_cell(gain: Mapping[str, Any]) -> str:
+    """A :func:`~denoisezoo.evaluation.runner.paired_gain` as a table cell: ``+0.096 ± 0.022``."""
+    return f"{gain['mean']:+.3f} ± {gain['ci95_half']:.3f}"
+
+
+def write_json_markdown(out_dir: str | Path, stem: str, doc: Mapping[str, Any],
+                        markdown: Sequence[str]) -> Path:
+    """Write ``doc`` to ``out_dir/stem.json`` and the ``markdown`` lines to ``out_dir/stem.md``
+    (creating ``out_dir``); returns the JSON path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(_jsonable(doc), indent=2) + "\n", encoding="utf-8")
+    (out / f"{stem}.md").write_text("\n".join(markdown) + "\n", encoding="utf-8")
+    return out / f"{stem}.json"
 
 
 def _cell(stats: Mapping[str, Any] | None, digits: int) -> str:
