@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from denoisezoo.api import enhance_array
     from denoisezoo.evaluation import evaluate_systems
-    from denoisezoo.evaluation.report import gain_cell, write_json_markdown
-    from denoisezoo.evaluation.runner import paired_gain
+    from denoisezoo.evaluation.report import gain_cell, scores_cell, write_json_markdown
+    from denoisezoo.evaluation.runner import ok_rows_by_system, paired_gain
     from denoisezoo.hub import load_model
 
     torch.set_num_threads(1)
@@ -76,10 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         systems[f"alone@{s}"] = system(alone[s])
     result = evaluate_systems(systems, spec, workers=args.workers,
                               progress=not args.no_progress, limit=args.limit)
-    by_sys: dict[str, dict[str, dict]] = {}
-    for row in result["rows"]:
-        if row.get("status") == "ok":
-            by_sys.setdefault(row["system"], {})[row["id"]] = row
+    by_sys = ok_rows_by_system(result["rows"])
 
     table = []
     for s in steps:
@@ -105,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
           "| gain PESQ-wb | gain ESTOI | gain SI-SDR (dB) |",
           "|---:|---|---|---|---|---|"]
     for e in table:
-        fmt = {"pesq_wb": "{:.3f}", "estoi": "{:.3f}", "si_sdr": "{:.2f}"}
-        both = [" / ".join(fmt[m].format(e[m][k]) for m in METRICS) for k in ("distilled", "alone")]
+        both = [scores_cell({m: e[m][k] for m in METRICS}) for k in ("distilled", "alone")]
         gains = [gain_cell(e[m]["gain"]) for m in METRICS]
         md.append(f"| {e['step']:,} | {both[0]} | {both[1]} | " + " | ".join(gains) + " |")
     write_json_markdown(args.out, "distill_vs_alone", doc, md)

@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from denoisezoo.evaluation import evaluate_systems
-    from denoisezoo.evaluation.report import gain_cell, write_json_markdown
-    from denoisezoo.evaluation.runner import paired_gain
+    from denoisezoo.evaluation.report import gain_cell, scores_cell, write_json_markdown
+    from denoisezoo.evaluation.runner import ok_rows_by_system, paired_gain
     from denoisezoo.training import TeacherEnsemble
 
     torch.set_num_threads(1)
@@ -73,10 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     systems = {name: system(*c) for name, c in cands.items()}
     result = evaluate_systems(systems, spec, workers=args.workers, progress=not args.no_progress,
                               limit=args.limit, include_noisy=False)
-    by_sys: dict[str, dict[str, dict]] = {}
-    for row in result["rows"]:
-        if row.get("status") == "ok":
-            by_sys.setdefault(row["system"], {})[row["id"]] = row
+    by_sys = ok_rows_by_system(result["rows"])
     ref = next(iter(cands))
     table = []
     for name, (sources, bidir) in cands.items():
@@ -92,7 +89,6 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"meta": {"command": command, "data": data_name, "reference": ref,
                     "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
            "teachers": table}
-    fmt = {"pesq_wb": "{:.3f}", "estoi": "{:.3f}", "si_sdr": "{:.2f}"}
     md = ["# Distillation teachers\n",
           f"Data: {data_name}. Gain = candidate − `{ref}`, mean over the files with the half-width of "
           "its paired 95 % interval. Bidirectional: each member also runs on the time-reversed input "
@@ -100,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
           "| teacher | passes | PESQ-wb / ESTOI / SI-SDR | gain PESQ-wb | gain ESTOI | gain SI-SDR (dB) |",
           "|---|---:|---|---|---|---|"]
     for e in table:
-        scores = " / ".join(fmt[m].format(e[m]["mean"]) for m in METRICS)
+        scores = scores_cell({m: e[m]["mean"] for m in METRICS})
         gains = [gain_cell(e[m]["gain"]) for m in METRICS]
         passes = len(e["sources"]) * (2 if e["bidirectional"] else 1)
         md.append(f"| {e['teacher']} | {passes} | {scores} | " + " | ".join(gains) + " |")

@@ -37,7 +37,8 @@ from denoisezoo.audio import AudioError
 from denoisezoo.evaluation.data import LoadedPair, Pair, find_pairs, load_pair
 from denoisezoo.evaluation.metrics import INTRUSIVE_METRICS, ScoreJob, _run_job, make_pool
 
-__all__ = ["System", "NOISY", "evaluate_systems", "summarize", "metric_keys", "mean_ci95", "paired_gain"]
+__all__ = ["System", "NOISY", "evaluate_systems", "summarize", "metric_keys", "mean_ci95", "paired_gain",
+           "ok_rows_by_system"]
 
 System = Callable[[np.ndarray, int], np.ndarray]
 NOISY = "noisy"
@@ -186,6 +187,16 @@ def mean_ci95(values: Sequence[float]) -> dict[str, Any]:
 
     half = float(student_t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n))
     return {"mean": mean, "ci95": [mean - half, mean + half], "n": n}
+
+
+def ok_rows_by_system(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Mapping[str, Any]]]:
+    """The scored rows of an :func:`evaluate_systems` result as ``{system: {pair id: row}}``
+    (skipped pairs left out), for pairing two systems file by file."""
+    out: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for row in rows:
+        if row.get("status") == "ok":
+            out.setdefault(row["system"], {})[row["id"]] = row
+    return out
 
 
 def paired_gain(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
