@@ -72,7 +72,7 @@ def test_teacher_output_is_resynthesised_and_reanalysed_in_the_student_geometry(
     system = _system(ident, alpha=1.0)
     system.eval()
     noisy, _ = _batch()
-    t_spec, t_wav, t_mask = system.teacher_reference(noisy, system.analyse(noisy))
+    t_spec, t_wav, t_mask, _ = system.teacher_reference(noisy, system.analyse(noisy))
     assert t_mask is None and t_spec.shape == system.analyse(noisy).shape
     torch.testing.assert_close(t_wav, noisy, atol=1e-5, rtol=0)
     _, parts = system.compute_loss(noisy, noisy)

@@ -29,6 +29,7 @@ from denoisezoo.training import (
     si_sdr,
 )
 from denoisezoo.training.averaging import average_checkpoints, average_state_dicts
+from denoisezoo.training.system import capture_features, feature_loss
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -231,6 +232,76 @@ def test_distillation_keeps_teacher_frozen_and_mixes_terms(tmp_path):
     assert parts["loss_teacher"] < -9  # only the SI-SNR term, at > 90 dB
 
 
+HINTS = ["encoder.en_convs.0", "encoder.en_convs.3", "dpgrnn.0", "decoder.de_convs.1"]
+
+
+def test_capture_features_records_named_outputs_and_removes_hooks():
+    model = gtcrn_tiny().eval()
+    spec = torch.randn(1, 257, 6, 2)
+    with capture_features(model, ["dpgrnn.0", "encoder.en_convs.3"]) as feats:
+        model(spec)
+    # a recurrent block returns (y, h): the hint is y, shaped like the block's input (B, C, T, W)
+    assert feats["dpgrnn.0"].shape == feats["encoder.en_convs.3"].shape == (1, 8, 6, 33)
+    assert not any(m._forward_hooks for m in model.modules())
+    with pytest.raises(AttributeError):
+        with capture_features(model, ["no.such.layer"]):
+            pass
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_feature_distillation_matches_hints_of_the_teacher(tmp_path):
+    torch.manual_seed(0)
+    teacher_path = save_checkpoint(gtcrn_tiny(), tmp_path / "teacher.pt")
+    noisy, clean = torch.randn(2, 4000) * 0.1, torch.randn(2, 4000) * 0.1
+    system = DistillationSystem(gtcrn_tiny(), Pretrained(str(teacher_path)), alpha=1.0,
+                                feature_layers=HINTS, feature_weight=2.0)
+    system.eval()  # BatchNorm on running statistics, as in the teacher
+    loss, parts = system.compute_loss(noisy, clean)
+    torch.testing.assert_close(loss.detach(), parts["loss_teacher"] + 2.0 * parts["loss_feature"])
+    assert parts["loss_feature"] > 0.1
+    loss.backward()
+    assert all(p.grad is None for p in system.teacher.parameters())
+    hinted = system.model.get_submodule("encoder.en_convs.0")
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in hinted.parameters())
+    # a student with the teacher's weights matches every hint exactly
+    twin = DistillationSystem(load_model(teacher_path), Pretrained(str(teacher_path)), alpha=1.0,
+                              feature_layers=HINTS, feature_weight=2.0)
+    twin.eval()
+    assert twin.compute_loss(noisy, clean)[1]["loss_feature"] < 1e-10
+    # descending on the hints alone pulls the student's layers towards the teacher's
+    opt = torch.optim.Adam(system.model.parameters(), lr=3e-3)
+    start = float(parts["loss_feature"])
+    for _ in range(30):
+        opt.zero_grad()
+        s = system.student_pass(system.analyse(noisy), noisy.shape[-1], features=HINTS)
+        t = system.teacher_reference(noisy, system.analyse(noisy))
+        feature_loss(s.features, t.features).backward()
+        opt.step()
+    s = system.student_pass(system.analyse(noisy), noisy.shape[-1], features=HINTS)
+    assert float(feature_loss(s.features, t.features).detach()) < 0.5 * start
+
+
+def test_feature_distillation_refuses_what_it_cannot_match(tmp_path):
+    from denoisezoo.gtcrn import GTCRN, GTCRNConfig
+
+    teacher = Pretrained(str(save_checkpoint(gtcrn_tiny(), tmp_path / "teacher.pt")))
+    with pytest.raises(ValueError, match="not a submodule of the student"):
+        DistillationSystem(gtcrn_tiny(), teacher, feature_layers=["encoder.nope"], feature_weight=1.0)
+    with pytest.raises(ValueError, match="needs feature_layers"):
+        DistillationSystem(gtcrn_tiny(), teacher, feature_weight=1.0)
+    ensemble = TeacherEnsemble([teacher.source])
+    with pytest.raises(ValueError, match="feature_weight"):
+        DistillationSystem(gtcrn_tiny(), ensemble, feature_layers=HINTS, feature_weight=1.0)
+    # layers present in both but of other widths: a clear error at the first step
+    wide = GTCRN(GTCRNConfig(channels=16, dilations=(1, 2), num_dual_path=1))
+    system = DistillationSystem(wide, teacher, feature_layers=HINTS, feature_weight=1.0)
+    with pytest.raises(ValueError, match="equal shapes"):
+        system.compute_loss(torch.randn(1, 4000) * 0.1, torch.randn(1, 4000) * 0.1)
+    # feature_weight 0 leaves the hints off whatever the layer list says
+    off = DistillationSystem(gtcrn_tiny(), teacher, feature_layers=HINTS, feature_weight=0.0)
+    assert "loss_feature" not in off.compute_loss(torch.randn(1, 4000) * 0.1, torch.randn(1, 4000) * 0.1)[1]
+
+
 def test_distillation_through_cli(corpus, tmp_path):
     teacher = save_checkpoint(gtcrn_tiny(), tmp_path / "teacher.pt")
     system = {
@@ -283,7 +354,7 @@ def test_distillation_from_an_ensemble_uses_its_waveform(tmp_path):
     system = DistillationSystem(gtcrn_tiny(), teacher, alpha=1.0)
     assert system.waveform_teacher and not system.same_geometry
     noisy = torch.randn(2, 4000) * 0.1
-    t_spec, t_wav, t_mask = system.teacher_reference(noisy, system.analyse(noisy))
+    t_spec, t_wav, t_mask, _ = system.teacher_reference(noisy, system.analyse(noisy))
     torch.testing.assert_close(t_wav, teacher.enhance_waveform(noisy))
     torch.testing.assert_close(t_spec, system.analyse(t_wav))
     assert t_mask is None

@@ -7,8 +7,10 @@ validation metrics. Models stay plain ``nn.Module`` objects from :mod:`denoisezo
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import lightning as L
@@ -125,18 +127,66 @@ def warm_start(model: nn.Module, source: str) -> list[str]:
     return copied
 
 
+@contextlib.contextmanager
+def capture_features(net: nn.Module, names: list[str]) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the outputs of ``net``'s submodules ``names`` (dotted paths, e.g. ``dpgrnn.0``) while
+    the block runs: yields a dict filled as the modules are called (the first element of a tuple
+    output, e.g. a recurrent block's ``(y, h)``). Hooks are removed on exit.
+
+    Raises:
+        AttributeError: if a name is not a submodule of ``net``.
+    """
+    feats: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def hook(name):
+        def record(module, args, output):
+            feats[name] = output[0] if isinstance(output, tuple) else output
+        return record
+
+    try:
+        for name in names:
+            handles.append(net.get_submodule(name).register_forward_hook(hook(name)))
+        yield feats
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def feature_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean over layers of the relative squared error ``||s - t||^2 / ||t||^2`` (scale-free, so
+    layers of any magnitude weigh alike; 1 for a student that outputs zeros)."""
+    terms = [(student[k] - teacher[k]).pow(2).mean() / (teacher[k].pow(2).mean() + 1e-8) for k in teacher]
+    return torch.stack(terms).mean()
+
+
+class TeacherOutput(NamedTuple):
+    """The teacher's targets for one batch (see :meth:`DistillationSystem.teacher_reference`).
+
+    Fields: ``spec`` ``(B, F, T, 2)`` in the student's geometry; ``wav`` ``(B, N)``; ``mask`` the
+    complex mask ``(B, 2, T, F)`` or ``None``; ``features`` outputs of the hinted layers by name.
+    """
+
+    spec: torch.Tensor
+    wav: torch.Tensor
+    mask: torch.Tensor | None
+    features: dict[str, torch.Tensor]
+
+
 class StudentPass(NamedTuple):
     """One forward of the trained model, ready for the loss.
 
     Fields: ``spec`` enhanced ``(B, F, T, 2)``; ``wav`` its synthesis ``(B, N)``; ``loss_kwargs``
     the extra keyword arguments of the loss (``noisy_spec``, ``outputs``); ``mask`` the complex
-    mask ``(B, 2, T, F)`` when asked for, else ``None``.
+    mask ``(B, 2, T, F)`` when asked for, else ``None``; ``features`` the outputs of the
+    submodules asked for, by name (empty if none).
     """
 
     spec: torch.Tensor
     wav: torch.Tensor
     loss_kwargs: dict[str, Any]
     mask: torch.Tensor | None
+    features: dict[str, torch.Tensor]
 
 
 class EnhancementSystem(L.LightningModule):
@@ -193,26 +243,28 @@ class EnhancementSystem(L.LightningModule):
         return self.synthesise(self.model(self.analyse(noisy)), noisy.shape[-1])
 
     def student_pass(self, noisy_spec: torch.Tensor, length: int,
-                     with_mask: bool = False) -> StudentPass:
+                     with_mask: bool = False, features: list[str] | tuple[str, ...] = ()) -> StudentPass:
         """Run the model on ``noisy_spec (B, F, T, 2)`` and collect what ``self.loss`` needs.
 
         ``length`` is the waveform length ``N`` to synthesise. With ``with_mask`` the model runs
-        through ``forward_with_mask`` and its complex mask is returned too. Losses with
+        through ``forward_with_mask`` and its complex mask is returned too; ``features`` names
+        submodules whose outputs are returned (:func:`capture_features`). Losses with
         ``needs_model_outputs`` (e.g. RNNoise band gains + VAD) get the model's full outputs
         (``forward_with_gains``), losses with ``needs_noisy_spec`` the noisy spectrum.
         """
         extra: dict[str, Any] = {}
         mask = None
-        if with_mask:  # DistillationSystem refuses mask matching with needs_model_outputs
-            est_spec, _, mask = self.model.forward_with_mask(noisy_spec)
-        elif getattr(self.loss, "needs_model_outputs", False):
-            out = self.model.forward_with_gains(noisy_spec)
-            est_spec, extra["outputs"] = out.spec, out
-        else:
-            est_spec = self.model(noisy_spec)
+        with capture_features(self.model, list(features)) as feats:
+            if with_mask:  # DistillationSystem refuses mask matching with needs_model_outputs
+                est_spec, _, mask = self.model.forward_with_mask(noisy_spec)
+            elif getattr(self.loss, "needs_model_outputs", False):
+                out = self.model.forward_with_gains(noisy_spec)
+                est_spec, extra["outputs"] = out.spec, out
+            else:
+                est_spec = self.model(noisy_spec)
         if getattr(self.loss, "needs_noisy_spec", False):
             extra["noisy_spec"] = noisy_spec
-        return StudentPass(est_spec, self.synthesise(est_spec, length), extra, mask)
+        return StudentPass(est_spec, self.synthesise(est_spec, length), extra, mask, feats)
 
     def compute_loss(self, noisy: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, dict]:
         noisy_spec, clean_spec = self.analyse(noisy), self.analyse(clean)
@@ -349,7 +401,8 @@ class EnhancementSystem(L.LightningModule):
 
 class DistillationSystem(EnhancementSystem):
     """Teacher-to-student training: ``alpha * L(student, teacher) + (1 - alpha) * L(student, clean)``
-    plus optionally ``mask_weight * MSE(student mask, teacher mask)`` (intermediate distillation).
+    plus optionally ``mask_weight * MSE(student mask, teacher mask)`` and
+    ``feature_weight * feature_loss(student layers, teacher layers)`` (intermediate distillation).
 
     The teacher's output takes the place of the clean reference in the first term, with the same
     loss and the same extra loss arguments as the second (``noisy_spec``, the student's
@@ -373,15 +426,22 @@ class DistillationSystem(EnhancementSystem):
         alpha: weight of the distillation term.
         mask_weight: weight of the complex-mask matching term (both models must expose
             ``forward_with_mask`` and share the STFT geometry; not with an ensemble).
+        feature_layers: submodules (dotted names, e.g. ``["encoder.en_convs.4", "dpgrnn.0"]``)
+            whose outputs the student matches in the teacher (hints, as in FitNets). Both models
+            need these submodules with outputs of equal shape (e.g. GTCRN student and teacher of
+            the same config) and the same STFT geometry; not with an ensemble.
+        feature_weight: weight of :func:`feature_loss` over ``feature_layers`` (0: off).
         **kwargs: the :class:`EnhancementSystem` arguments (``loss``, ``lr``, ...).
 
     Raises:
-        ValueError: if the sample rates differ, or ``mask_weight > 0`` with differing geometries
-            or with a loss that needs the model's outputs.
+        ValueError: if the sample rates differ, or ``mask_weight > 0`` / ``feature_weight > 0``
+            with differing geometries or a teacher without those submodules, or ``mask_weight > 0``
+            with a loss that needs the model's outputs.
     """
 
     def __init__(self, model: nn.Module, teacher: nn.Module, alpha: float = 0.5,
-                 mask_weight: float = 0.0, **kwargs):
+                 mask_weight: float = 0.0, feature_layers: list[str] | None = None,
+                 feature_weight: float = 0.0, **kwargs):
         super().__init__(model, **kwargs)
         t_geom, s_geom = teacher.geometry, model.geometry
         if t_geom.sample_rate != s_geom.sample_rate:
@@ -397,6 +457,21 @@ class DistillationSystem(EnhancementSystem):
         if mask_weight and getattr(self.loss, "needs_model_outputs", False):
             raise ValueError(f"{type(self.loss).__name__} needs the model's outputs; it cannot "
                              "be combined with mask matching (mask_weight)")
+        self.feature_layers = list(feature_layers or []) if feature_weight else []
+        if self.feature_layers:
+            if not self.same_geometry:
+                raise ValueError(f"feature_weight={feature_weight} needs a single teacher with the "
+                                 f"student's STFT geometry: teacher {t_geom}, student {s_geom}")
+            t_net = getattr(teacher, "model", teacher)
+            for name in self.feature_layers:
+                for who, net in (("student", model), ("teacher", t_net)):
+                    try:
+                        net.get_submodule(name)
+                    except AttributeError:
+                        raise ValueError(f"feature layer {name!r} is not a submodule of the {who} "
+                                         f"({type(net).__name__})") from None
+        elif feature_weight:
+            raise ValueError(f"feature_weight={feature_weight} needs feature_layers")
         self.teacher = teacher.eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)
@@ -409,29 +484,31 @@ class DistillationSystem(EnhancementSystem):
         return self
 
     @torch.no_grad()
-    def teacher_reference(self, noisy: torch.Tensor, noisy_spec: torch.Tensor
-                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def teacher_reference(self, noisy: torch.Tensor, noisy_spec: torch.Tensor) -> TeacherOutput:
         """The teacher's output for ``noisy (B, N)`` (``noisy_spec`` its STFT in the student's
-        geometry): ``(spectrum (B, F, T, 2) in the student's geometry, waveform (B, N), mask or
-        None)``; the mask only with ``mask_weight`` (then the geometries are equal)."""
+        geometry); the mask only with ``mask_weight``, the features (outputs of ``feature_layers``)
+        only with ``feature_weight`` (then the geometries are equal)."""
         n = noisy.shape[-1]
         if self.waveform_teacher:
             t_wav = self.teacher.enhance_waveform(noisy)
-            return self.analyse(t_wav), t_wav, None
+            return TeacherOutput(self.analyse(t_wav), t_wav, None, {})
         if self.same_geometry:
-            if self.hparams.mask_weight:
-                t_spec, _, t_mask = self.teacher.forward_with_mask(noisy_spec)
-            else:
-                t_spec, t_mask = self.teacher(noisy_spec), None
-            return t_spec, self.synthesise(t_spec, n), t_mask
+            with capture_features(getattr(self.teacher, "model", self.teacher),
+                                  self.feature_layers) as feats:
+                if self.hparams.mask_weight:
+                    t_spec, _, t_mask = self.teacher.forward_with_mask(noisy_spec)
+                else:
+                    t_spec, t_mask = self.teacher(noisy_spec), None
+            return TeacherOutput(t_spec, self.synthesise(t_spec, n), t_mask, feats)
         g, w = self.teacher.geometry, self.teacher_window
         t_wav = istft(self.teacher(stft(noisy, g, w)), g, n, w)
-        return self.analyse(t_wav), t_wav, None
+        return TeacherOutput(self.analyse(t_wav), t_wav, None, {})
 
     def compute_loss(self, noisy, clean):
         noisy_spec, clean_spec = self.analyse(noisy), self.analyse(clean)
-        t_spec, t_wav, t_mask = self.teacher_reference(noisy, noisy_spec)
-        s = self.student_pass(noisy_spec, noisy.shape[-1], with_mask=bool(self.hparams.mask_weight))
+        t_spec, t_wav, t_mask, t_feats = self.teacher_reference(noisy, noisy_spec)
+        s = self.student_pass(noisy_spec, noisy.shape[-1], with_mask=bool(self.hparams.mask_weight),
+                              features=self.feature_layers)
         l_teacher = self.loss(s.spec, t_spec, s.wav, t_wav, **s.loss_kwargs)
         l_clean = self.loss(s.spec, clean_spec, s.wav, clean, **s.loss_kwargs)
         a = self.hparams.alpha
@@ -441,6 +518,15 @@ class DistillationSystem(EnhancementSystem):
             l_mask = nn.functional.mse_loss(s.mask, t_mask)
             loss = loss + self.hparams.mask_weight * l_mask
             parts["loss_mask"] = l_mask.detach()
+        if self.feature_layers:
+            for name in self.feature_layers:
+                if s.features[name].shape != t_feats[name].shape:
+                    raise ValueError(f"feature layer {name!r}: student output "
+                                     f"{tuple(s.features[name].shape)} vs teacher "
+                                     f"{tuple(t_feats[name].shape)}; hints need equal shapes")
+            l_feat = feature_loss(s.features, t_feats)
+            loss = loss + self.hparams.feature_weight * l_feat
+            parts["loss_feature"] = l_feat.detach()
         return loss, parts
 
     def on_save_checkpoint(self, checkpoint):
