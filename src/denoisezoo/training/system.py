@@ -155,7 +155,15 @@ def capture_features(net: nn.Module, names: list[str]) -> Iterator[dict[str, tor
 
 def feature_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean over layers of the relative squared error ``||s - t||^2 / ||t||^2`` (scale-free, so
-    layers of any magnitude weigh alike; 1 for a student that outputs zeros)."""
+    layers of any magnitude weigh alike; 1 for a student that outputs zeros).
+
+    Raises:
+        ValueError: if a layer's student and teacher outputs differ in shape (never broadcast).
+    """
+    for k, t in teacher.items():
+        if student[k].shape != t.shape:
+            raise ValueError(f"feature layer {k!r}: student output {tuple(student[k].shape)} vs "
+                             f"teacher {tuple(t.shape)}; hints need equal shapes")
     terms = [(student[k] - teacher[k]).pow(2).mean() / (teacher[k].pow(2).mean() + 1e-8) for k in teacher]
     return torch.stack(terms).mean()
 
@@ -462,7 +470,7 @@ class DistillationSystem(EnhancementSystem):
             if not self.same_geometry:
                 raise ValueError(f"feature_weight={feature_weight} needs a single teacher with the "
                                  f"student's STFT geometry: teacher {t_geom}, student {s_geom}")
-            t_net = getattr(teacher, "model", teacher)
+            t_net = self._network(teacher)
             for name in self.feature_layers:
                 for who, net in (("student", model), ("teacher", t_net)):
                     try:
@@ -477,6 +485,11 @@ class DistillationSystem(EnhancementSystem):
             p.requires_grad_(False)
         self.teacher_source = getattr(teacher, "source", type(teacher).__name__)
         self.register_buffer("teacher_window", t_geom.make_window(torch.float32), persistent=False)
+
+    @staticmethod
+    def _network(teacher: nn.Module) -> nn.Module:
+        """The network whose submodules ``feature_layers`` name (a :class:`Pretrained` wraps it)."""
+        return getattr(teacher, "model", teacher)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -493,8 +506,7 @@ class DistillationSystem(EnhancementSystem):
             t_wav = self.teacher.enhance_waveform(noisy)
             return TeacherOutput(self.analyse(t_wav), t_wav, None, {})
         if self.same_geometry:
-            with capture_features(getattr(self.teacher, "model", self.teacher),
-                                  self.feature_layers) as feats:
+            with capture_features(self._network(self.teacher), self.feature_layers) as feats:
                 if self.hparams.mask_weight:
                     t_spec, _, t_mask = self.teacher.forward_with_mask(noisy_spec)
                 else:
@@ -519,11 +531,6 @@ class DistillationSystem(EnhancementSystem):
             loss = loss + self.hparams.mask_weight * l_mask
             parts["loss_mask"] = l_mask.detach()
         if self.feature_layers:
-            for name in self.feature_layers:
-                if s.features[name].shape != t_feats[name].shape:
-                    raise ValueError(f"feature layer {name!r}: student output "
-                                     f"{tuple(s.features[name].shape)} vs teacher "
-                                     f"{tuple(t_feats[name].shape)}; hints need equal shapes")
             l_feat = feature_loss(s.features, t_feats)
             loss = loss + self.hparams.feature_weight * l_feat
             parts["loss_feature"] = l_feat.detach()
