@@ -477,6 +477,8 @@ def test_every_shipped_config_parses(config, monkeypatch, capsys):
     assert printed["model"]["class_path"].startswith("denoisezoo.")
     assert printed["trainer"]["max_steps"] > 0
     assert printed["data"]["init_args"]["train_speech"]  # a configs/data/*.yaml fragment resolved
+    if "loss: losses/" in (REPO / "configs" / config).read_text():  # a configs/losses/ fragment
+        assert printed["model"]["init_args"]["loss"]["init_args"]["sisnr_weight"] > 0
     if config != "tiny_smoke.yaml":  # each long run writes under its own runs/ folder
         assert printed["run"]["dir"].startswith("runs/") and printed["trainer"]["default_root_dir"] is None
 
