@@ -547,3 +547,26 @@ def test_snr_sees_the_sign_that_si_sdr_ignores():
     # against a noisy input's scores: a 10 dB noisy input, an inverted estimate at 15 dB SI-SDR
     assert sign_inverted(-5.0, 15.0, noisy_snr_db=10.0, noisy_si_sdr_db=10.0)
     assert not sign_inverted(12.0, 15.0, noisy_snr_db=10.0, noisy_si_sdr_db=10.0)
+
+
+def test_half_width_configs_take_every_weight_of_the_pruned_teacher(tmp_path):
+    """configs/gtcrn_half_*.yaml state the widths `compress prune --ratio 0.5` gives the teacher, so
+    their `init_from` copies every parameter and buffer (warm_start alone would copy only matching
+    shapes, silently) and the warm-started student computes what the pruned teacher does."""
+    from denoisezoo.compress import prune_structured
+    from denoisezoo.gtcrn import GTCRN, GTCRNConfig
+    from denoisezoo.training.system import warm_start
+
+    teacher = load_model("gtcrn_dns3_ft")
+    pruned, _ = prune_structured(teacher, 0.5)
+    path = save_checkpoint(pruned, tmp_path / "pruned50.pt")
+    for name in ("gtcrn_half_distill.yaml", "gtcrn_half_alone.yaml"):
+        cfg = yaml.safe_load((REPO / "configs" / name).read_text())["model"]["init_args"]
+        student = GTCRN(GTCRNConfig(**cfg["model"]["init_args"]["config"]))
+        assert student.config == pruned.config, name
+        assert sum(p.numel() for p in student.parameters()) == 13797
+        copied = warm_start(student, str(path))
+        assert set(copied) == set(student.state_dict()), name
+    spec = torch.randn(1, 257, 20, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(student.eval()(spec), pruned.eval()(spec))
