@@ -9,6 +9,7 @@ from denoisezoo.gtcrn import (
     GTCRN,
     GTCRNConfig,
     gtcrn,
+    gtcrn_half,
     gtcrn_large,
     gtcrn_tiny,
     load_official_checkpoint,
@@ -16,7 +17,7 @@ from denoisezoo.gtcrn import (
 from denoisezoo.hub import build_model, load_model, save_checkpoint
 from denoisezoo.profile import count_parameters, macs_per_second
 
-PRESETS = [gtcrn_tiny, gtcrn, gtcrn_large]
+PRESETS = [gtcrn_tiny, gtcrn_half, gtcrn, gtcrn_large]
 
 
 @pytest.mark.parametrize("factory", PRESETS, ids=lambda f: f.__name__)
@@ -36,6 +37,15 @@ def test_paper_model_counts():
     assert macs_per_second(model) == pytest.approx(33e6, rel=0.05)
 
 
+def test_half_model_counts():
+    """gtcrn_half: the paper model's widths halved inside the blocks (the pruned-by-half shape)."""
+    model = gtcrn_half()
+    assert count_parameters(model) == 13797
+    assert count_parameters(model, trainable_only=False) == 13797 + (48245 - 23669)  # same ERB
+    assert macs_per_second(model) == pytest.approx(22.3e6, rel=0.01)
+    assert macs_per_second(model) < 0.75 * macs_per_second(gtcrn())
+
+
 def test_large_is_several_times_bigger_and_tiny_smaller():
     p = count_parameters(gtcrn())
     assert count_parameters(gtcrn_large()) > 3 * p
@@ -43,7 +53,7 @@ def test_large_is_several_times_bigger_and_tiny_smaller():
     assert macs_per_second(gtcrn_large()) > 2.5 * macs_per_second(gtcrn())
 
 
-@pytest.mark.parametrize("factory", [gtcrn_tiny, gtcrn], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("factory", [gtcrn_tiny, gtcrn_half, gtcrn], ids=lambda f: f.__name__)
 def test_causality(factory):
     """Changing the input after sample t leaves the output up to t (minus one window) unchanged."""
     model = randomised(factory, seed=1)

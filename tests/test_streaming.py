@@ -11,7 +11,7 @@ from conftest import randomised, speechlike
 from denoisezoo.api import denoise_file, enhance
 from denoisezoo.cli import main
 from denoisezoo.dsp.stft import stft
-from denoisezoo.gtcrn import gtcrn, gtcrn_tiny
+from denoisezoo.gtcrn import gtcrn, gtcrn_half, gtcrn_tiny
 from denoisezoo.hub import save_checkpoint
 from denoisezoo.streaming import Streamer
 
@@ -57,6 +57,17 @@ def test_streamer_equals_offline(model, chunks):
     assert y.shape[-1] == s.delay + x.shape[-1]
     assert (y[s.delay :] - ref).abs().max() <= TOL
     assert s.stats["hops"] == s.stats["model_hops"] and s.stats["fallback_hops"] == 0
+
+
+def test_half_width_preset_streams_like_offline():
+    """gtcrn_half (narrower block convs, caches and GRU states than the paper model) streams too."""
+    model = randomised(gtcrn_half)
+    x = _signal(6000)
+    ref = enhance(model, x)
+    assert ref.abs().max() > 1e-3
+    s = Streamer(model)
+    y = _stream(s, x[None], [37])[0]
+    assert (y[s.delay :] - ref).abs().max() <= TOL
 
 
 def test_states_carried_across_calls_match_offline_prefix(model):

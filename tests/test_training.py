@@ -554,7 +554,7 @@ def test_half_width_configs_take_every_weight_of_the_pruned_teacher(tmp_path):
     their `init_from` copies every parameter and buffer (warm_start alone would copy only matching
     shapes, silently) and the warm-started student computes what the pruned teacher does."""
     from denoisezoo.compress import prune_structured
-    from denoisezoo.gtcrn import GTCRN, GTCRNConfig
+    from denoisezoo.gtcrn import GTCRN, GTCRNConfig, gtcrn_half
     from denoisezoo.training.system import warm_start
 
     teacher = load_model("gtcrn_dns3_ft")
@@ -563,7 +563,7 @@ def test_half_width_configs_take_every_weight_of_the_pruned_teacher(tmp_path):
     for name in ("gtcrn_half_distill.yaml", "gtcrn_half_alone.yaml"):
         cfg = yaml.safe_load((REPO / "configs" / name).read_text())["model"]["init_args"]
         student = GTCRN(GTCRNConfig(**cfg["model"]["init_args"]["config"]))
-        assert student.config == pruned.config, name
+        assert student.config == pruned.config == gtcrn_half().config, name
         assert sum(p.numel() for p in student.parameters()) == 13797
         copied = warm_start(student, str(path))
         assert set(copied) == set(student.state_dict()), name

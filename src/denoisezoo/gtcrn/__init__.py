@@ -3,7 +3,14 @@
 from denoisezoo.gtcrn.config import GTCRNConfig
 from denoisezoo.gtcrn.model import GTCRN, GTCRNState
 from denoisezoo.gtcrn.official import load_official_checkpoint
-from denoisezoo.gtcrn.presets import GTCRN_PRESETS, gtcrn, gtcrn_48k, gtcrn_large, gtcrn_tiny
+from denoisezoo.gtcrn.presets import (
+    GTCRN_PRESETS,
+    gtcrn,
+    gtcrn_48k,
+    gtcrn_half,
+    gtcrn_large,
+    gtcrn_tiny,
+)
 
 __all__ = [
     "GTCRN",
@@ -11,6 +18,7 @@ __all__ = [
     "GTCRNState",
     "GTCRN_PRESETS",
     "gtcrn",
+    "gtcrn_half",
     "gtcrn_large",
     "gtcrn_48k",
     "gtcrn_tiny",
