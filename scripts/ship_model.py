@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         "family": ck["denoisezoo_model"]["family"],
         "global_step": steps,
         "train_hours": round(hours, 2),
-        "steps_per_second": round(steps / (hours * 3600), 3) if hours else None,
+        # this run's own steps over its own hours (the warm-start source's steps took other hours)
+        "steps_per_second": round(int(ck["global_step"]) / (hours * 3600), 3) if hours else None,
         "teacher": ck["denoisezoo_model"].get("teacher"),
         "alpha": hp.get("alpha"),
         "training_data": hp.get("training_data", ""),
