@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     hp = ck.get("hyper_parameters", {})
     counters = ck.get("denoisezoo_counters", {})
     hours = counters.get("train_seconds", 0.0) / 3600 + args.extra_hours
-    steps = int(ck["global_step"]) + args.prior_steps
+    own_steps = int(ck["global_step"])  # this run's; the warm-start source's took other hours
+    steps = own_steps + args.prior_steps
     dev = build_devset(args.shared, args.devset_dir)
     systems = {args.name: lambda x, sr: enhance_array(model, x, sr)}
     int8_key = f"{args.name}_int8"
@@ -91,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         "family": ck["denoisezoo_model"]["family"],
         "global_step": steps,
         "train_hours": round(hours, 2),
-        # this run's own steps over its own hours (the warm-start source's steps took other hours)
-        "steps_per_second": round(int(ck["global_step"]) / (hours * 3600), 3) if hours else None,
+        "steps_per_second": round(own_steps / (hours * 3600), 3) if hours else None,
         "teacher": ck["denoisezoo_model"].get("teacher"),
         "alpha": hp.get("alpha"),
         "training_data": hp.get("training_data", ""),

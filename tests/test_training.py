@@ -550,11 +550,13 @@ def test_snr_sees_the_sign_that_si_sdr_ignores():
 
 
 def test_half_width_configs_take_every_weight_of_the_pruned_teacher(tmp_path):
-    """configs/gtcrn_half_*.yaml state the widths `compress prune --ratio 0.5` gives the teacher, so
+    """configs/gtcrn_half_*.yaml build the widths `compress prune --ratio 0.5` gives the teacher, so
     their `init_from` copies every parameter and buffer (warm_start alone would copy only matching
     shapes, silently) and the warm-started student computes what the pruned teacher does."""
+    import importlib
+
     from denoisezoo.compress import prune_structured
-    from denoisezoo.gtcrn import GTCRN, GTCRNConfig, gtcrn_half
+    from denoisezoo.gtcrn import gtcrn_half
     from denoisezoo.training.system import warm_start
 
     teacher = load_model("gtcrn_dns3_ft")
@@ -562,7 +564,8 @@ def test_half_width_configs_take_every_weight_of_the_pruned_teacher(tmp_path):
     path = save_checkpoint(pruned, tmp_path / "pruned50.pt")
     for name in ("gtcrn_half_distill.yaml", "gtcrn_half_alone.yaml"):
         cfg = yaml.safe_load((REPO / "configs" / name).read_text())["model"]["init_args"]
-        student = GTCRN(GTCRNConfig(**cfg["model"]["init_args"]["config"]))
+        module, _, factory = cfg["model"]["class_path"].rpartition(".")
+        student = getattr(importlib.import_module(module), factory)(**cfg["model"].get("init_args", {}))
         assert student.config == pruned.config == gtcrn_half().config, name
         assert sum(p.numel() for p in student.parameters()) == 13797
         copied = warm_start(student, str(path))
