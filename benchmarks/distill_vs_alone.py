@@ -1,7 +1,7 @@
 """Distilled vs trained alone: the same student at equal training steps, scored on the same pairs.
 
 Takes two folders of Lightning checkpoints named ``step{N}.ckpt`` (the ``snapshots/`` folder that the
-``configs/gtcrn_distill.yaml`` / ``configs/gtcrn_alone.yaml`` runs write, or any copy of their
+``configs/experiments/gtcrn_distill.yaml`` / ``configs/gtcrn_alone.yaml`` runs write, or any copy of their
 ``last.ckpt`` per step), scores every step present in both on the development set (or ``--data``)
 in one run, and writes ``distill_vs_alone.json`` and ``.md``: per step, both models' PESQ-wb / ESTOI /
 SI-SDR and the distillation gain with a paired 95 % interval over the files.
@@ -49,11 +49,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from denoisezoo import load_model
     from denoisezoo.api import enhance_array
     from denoisezoo.evaluation import evaluate_systems
     from denoisezoo.evaluation.report import gain_cell, scores_cell, write_json_markdown
     from denoisezoo.evaluation.runner import ok_rows_by_system, paired_gain
-    from denoisezoo.hub import load_model
 
     torch.set_num_threads(1)
     dist = {s + args.offset_distilled: p for s, p in step_files(args.distilled).items()}

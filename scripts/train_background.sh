@@ -3,9 +3,10 @@
 # is set, e.g. 2 for a lone run on a 2-core machine), logging to
 # runs/NAME.log. Usage:
 #   scripts/train_background.sh [RUN...] [-- EXTRA LightningCLI ARGS]
-# RUN is a config name (configs/RUN.yaml, e.g. rnnoise_16k) or a GTCRN short name (distill, alone,
-# large -> configs/gtcrn_RUN.yaml); default: distill alone. EXTRA args go to every run started from
-# scratch or resumed, e.g. `-- --model.init_args.init_from gtcrn` to warm-start from the shipped model.
+# RUN is a config name (configs/RUN.yaml or configs/experiments/RUN.yaml, e.g. rnnoise_16k_distill) or a
+# GTCRN short name (alone, teacher_adapt, distill -> configs[/experiments]/gtcrn_RUN.yaml); default:
+# distill alone. EXTRA args go to every run started from scratch or resumed, e.g.
+# `-- --model.init_args.init_from gtcrn` to warm-start from the shipped model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p runs
@@ -16,9 +17,12 @@ while [ $# -gt 0 ]; do
 done
 [ ${#runs[@]} -eq 0 ] && runs=(distill alone)
 for r in "${runs[@]}"; do
-  name="$r"; [ -f "configs/$name.yaml" ] || name="gtcrn_$r"
-  cfg="configs/$name.yaml"
-  [ -f "$cfg" ] || { echo "no configs/$r.yaml or $cfg" >&2; exit 1; }
+  cfg=""
+  for c in "configs/$r.yaml" "configs/gtcrn_$r.yaml" "configs/experiments/$r.yaml" "configs/experiments/gtcrn_$r.yaml"; do
+    [ -f "$c" ] && { cfg="$c"; break; }
+  done
+  [ -n "$cfg" ] || { echo "no configs[/experiments]/$r.yaml or configs[/experiments]/gtcrn_$r.yaml" >&2; exit 1; }
+  name="$(basename "$cfg" .yaml)"
   if pgrep -f "train fit --config $cfg" >/dev/null; then echo "$name: already running"; continue; fi
   # --ckpt_path last resumes from the run folder's checkpoints/last.ckpt (config run.dir, or a
   # --run.dir in EXTRA) and starts from scratch, with a warning, when there is none yet

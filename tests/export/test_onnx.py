@@ -11,9 +11,10 @@ from conftest import randomised, speechlike
 
 from denoisezoo.api import enhance
 from denoisezoo.cli import main
+from denoisezoo.export import export_onnx
 from denoisezoo.gtcrn import gtcrn, gtcrn_tiny
 from denoisezoo.hub import save_checkpoint
-from denoisezoo.streaming import OnnxStepModel, Streamer, export_onnx, sidecar_path
+from denoisezoo.streaming import OnnxStepModel, Streamer, sidecar_path
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -138,7 +139,7 @@ def test_official_checkpoint_on_real_audio_ort_equals_eager(shared, tmp_path):
     """Trained weights, real noisy speech (official test clip), a few hundred hops streamed."""
     import soundfile as sf
 
-    from denoisezoo.hub import load_model
+    from denoisezoo import load_model
 
     ref_dir = shared / "reference/gtcrn"
     tar = ref_dir / "checkpoints/stream_onnx_models__model_trained_on_dns3.tar"

@@ -15,8 +15,9 @@ import torch
 import yaml
 from conftest import speechlike
 
+from denoisezoo import load_model
 from denoisezoo.gtcrn import gtcrn_tiny
-from denoisezoo.hub import load_model, save_checkpoint
+from denoisezoo.hub import save_checkpoint
 from denoisezoo.training import (
     DistillationSystem,
     EnhancementSystem,
@@ -31,7 +32,7 @@ from denoisezoo.training import (
 from denoisezoo.training.averaging import average_checkpoints, average_state_dicts
 from denoisezoo.training.system import capture_features, feature_loss
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ----------------------------------------------------------------------------- losses
@@ -562,7 +563,7 @@ def test_half_width_configs_take_every_weight_of_the_pruned_teacher(tmp_path):
     teacher = load_model("gtcrn_dns3_ft")
     pruned, _ = prune_structured(teacher, 0.5)
     path = save_checkpoint(pruned, tmp_path / "pruned50.pt")
-    for name in ("gtcrn_half_distill.yaml", "gtcrn_half_alone.yaml"):
+    for name in ("gtcrn_half_distill.yaml", "experiments/gtcrn_half_alone.yaml"):
         cfg = yaml.safe_load((REPO / "configs" / name).read_text())["model"]["init_args"]
         module, _, factory = cfg["model"]["class_path"].rpartition(".")
         student = getattr(importlib.import_module(module), factory)(**cfg["model"].get("init_args", {}))

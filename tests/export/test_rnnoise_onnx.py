@@ -10,11 +10,12 @@ import pytest
 import torch
 from conftest import randomised, speechlike
 
+from denoisezoo import load_model
 from denoisezoo.api import enhance
 from denoisezoo.dsp.stft import stft
-from denoisezoo.hub import load_model
+from denoisezoo.export import export_onnx
 from denoisezoo.rnnoise_port import rnnoise_48k, rnnoise_tiny
-from denoisezoo.streaming import OnnxStepModel, Streamer, export_onnx, sidecar_path
+from denoisezoo.streaming import OnnxStepModel, Streamer, sidecar_path
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")

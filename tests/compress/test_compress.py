@@ -14,9 +14,9 @@ import pytest
 import torch
 from conftest import speechlike
 
+from denoisezoo import load_model
 from denoisezoo.compress import (
     cubic_sparsity,
-    load_onnx_model,
     prepare_qat,
     prune_structured,
     prune_unstructured,
@@ -27,8 +27,8 @@ from denoisezoo.compress import (
 )
 from denoisezoo.compress.quantize import fold_batchnorm
 from denoisezoo.compress.structured import unit_groups, unit_importance
+from denoisezoo.export import load_onnx_model
 from denoisezoo.gtcrn import GTCRN, gtcrn_tiny
-from denoisezoo.hub import load_model
 from denoisezoo.profile import count_parameters, macs_per_second
 from denoisezoo.streaming import Streamer
 

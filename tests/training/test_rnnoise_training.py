@@ -20,7 +20,7 @@ from denoisezoo.rnnoise_port import (
 from denoisezoo.training import EnhancementSystem
 from denoisezoo.training.losses import RNNoiseLoss
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 CFG = RNNoiseConfig()
 
@@ -119,7 +119,7 @@ def test_enhancement_system_trains_rnnoise():
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
 
 
-@pytest.mark.parametrize("config,steps", [("rnnoise_16k", 3), ("rnnoise_48k", 2),
+@pytest.mark.parametrize("config,steps", [("experiments/rnnoise_16k", 3), ("experiments/rnnoise_48k", 2),
                                           ("rnnoise_16k_distill", 2)])
 def test_cli_fit_a_few_steps(tmp_path, monkeypatch, config, steps):
     """Each RNNoise config trains through LightningCLI (the distilled one with the official GTCRN
