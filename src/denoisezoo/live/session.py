@@ -228,8 +228,7 @@ def to_backend(model: Any, backend: str, write: Callable[[str], None] = print) -
     import tempfile
     import warnings
 
-    from denoisezoo.export.onnx import export_onnx
-    from denoisezoo.streaming import OnnxStepModel
+    from denoisezoo.streaming.onnx_step import OnnxStepModel, export_onnx
 
     name = getattr(model, "checkpoint_meta", {}).get("name") or type(model).__name__
     try:
