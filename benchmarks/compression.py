@@ -2,14 +2,14 @@
 
     DENOISEZOO_THREADS=1 python benchmarks/compression.py [--checkpoint PATH] [--steps 200]
 
-``--checkpoint`` is anything :func:`denoisezoo.hub.load_model` reads (default: the official GTCRN
+``--checkpoint`` is anything :func:`denoisezoo.load_model` reads (default: the official GTCRN
 DNS3 model); an RNNoise port (e.g. ``runs/rnnoise_16k/checkpoints/last.ckpt``) gets the rows its
 family supports, the others are skipped with the reason printed and stored (``skipped``): ORT
 ``mixed`` (equals ``static``: the RNNoise step has no ``Conv``). Structured pruning removes
 GT-block channels and GRU units of GTCRN, and input-dense and GRU units of RNNoise. RNNoise
 fine-tuning distils with :class:`~denoisezoo.training.losses.RNNoiseLoss` (band gains + VAD)
 instead of GTCRN's hybrid loss; its INT8 rows keep the DSP front end float
-(:data:`denoisezoo.compress.quantize.RNNOISE_KEEP_FLOAT`).
+(its family's ``int8_keep_float``, :mod:`denoisezoo.rnnoise_port.family`).
 
 Quick check (a few dev pairs, no fine-tuning, no pruning; writes to /tmp)::
 
@@ -21,7 +21,7 @@ fine-tune (teacher = the float model); gradual 50 % magnitude (block) sparsity f
 :class:`~denoisezoo.compress.SparsityCallback`; INT8 ONNX Runtime static, dynamic and mixed
 (static MatMul + dynamic Conv) PTQ, and static / mixed after quantization-aware fine-tuning
 (:class:`~denoisezoo.compress.QATCallback`); LiteRT (TFLite) steps of the float model
-(:func:`denoisezoo.streaming.litert.export_tflite`, one litert-torch conversion): float32,
+(:func:`denoisezoo.export.export_tflite`, one litert-torch conversion): float32,
 full-integer int8 (int8 weights, activations and I/O) and int16x8 (int8 weights, int16
 activations and I/O), calibrated on the same training mixtures as ORT static PTQ. The LiteRT rows
 are skipped, with the reason printed and stored, without the ``litert`` extra or the converter
@@ -148,8 +148,8 @@ def _finetune(student, teacher, dm, steps: int, lr: float, callbacks=()) -> dict
 def _rtf(step_paths: dict[str, Path], wav: np.ndarray, sr: int, repeats: int) -> dict[str, float]:
     """Real-time factor of each exported step (``.onnx`` or ``.tflite``, one thread), frame by
     frame, interleaved across variants; best of ``repeats``."""
+    from denoisezoo import load_model
     from denoisezoo.dsp.stft import stft
-    from denoisezoo.hub import load_model
 
     models = {k: load_model(p) for k, p in step_paths.items()}  # one thread by default
     spec = None
@@ -178,6 +178,7 @@ def main(argv=None) -> int:
     threads = int(os.environ.get("DENOISEZOO_THREADS", "1"))
     torch.set_num_threads(threads)
     logging.getLogger().setLevel(logging.ERROR)
+    from denoisezoo import load_model
     from denoisezoo.compress import (
         QATCallback,
         SparsityCallback,
@@ -187,13 +188,13 @@ def main(argv=None) -> int:
         sparsity,
         strip_qat,
     )
+    from denoisezoo.datasets import calibration_pairs
     from denoisezoo.datasets.devset import build_devset
     from denoisezoo.evaluation.data import find_pairs
     from denoisezoo.evaluation.runner import evaluate_systems
-    from denoisezoo.hub import load_model, save_checkpoint
+    from denoisezoo.export import export_onnx, export_tflite, unavailable_reason
+    from denoisezoo.hub import save_checkpoint
     from denoisezoo.profile import count_parameters, macs_per_second
-    from denoisezoo.streaming import export_onnx
-    from denoisezoo.streaming.litert import export_tflite, unavailable_reason
 
     shared, work = Path(args.shared), Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -207,9 +208,9 @@ def main(argv=None) -> int:
     devset = build_devset(shared, Path(args.devset))
     pairs = find_pairs(devset, limit=args.limit)
     dm = _datamodule(shared, args.batch, args.segment, args.steps * args.batch, sr)
-    cal_items = [dm.train_set[i] for i in range(16)]  # training mixtures, not dev
-    calibration = [n.numpy() for n, _ in cal_items]
-    taylor_batches = [(n[None], c[None]) for n, c in cal_items[:8]]
+    cal_items = calibration_pairs(shared, sr, seconds=args.segment)  # training mixtures, not dev
+    calibration = [n for n, _ in cal_items]
+    taylor_batches = [(torch.from_numpy(n)[None], torch.from_numpy(c)[None]) for n, c in cal_items[:8]]
     teacher = copy.deepcopy(float_model).eval()
 
     rows: dict[str, dict] = {}
@@ -307,7 +308,7 @@ def main(argv=None) -> int:
             rec = meta["compression"]
             act = "int8 activations and I/O" if bits == 8 else "int16 activations and I/O"
             kind = "full-integer"
-            if rnnoise:  # litert.QUANT_SCOPES: the network only, the DSP front end in float
+            if rnnoise:  # the family's litert_quant_scope: the network only, the DSP front end in float
                 act, kind = act.replace(" and I/O", " in the network, DSP in float"), "network"
             float_ops = ", ".join(f"{k} x{v}" for k, v in rec["float_ops"].items()) or "none"
             add_step(f"litert_{prec}_ptq", p, meta, "float",
@@ -475,7 +476,7 @@ def _markdown(out: dict) -> str:
                   "quantizes). LiteRT int8 / int16x8 quantize the network (input dense layer, "
                   "the three GRUs, output dense layer: int8 weights, int8 / int16 activations); "
                   "the DSP front end stays float (LiteRT's integer kernels do not fit it: see "
-                  "denoisezoo.streaming.litert)."]
+                  "denoisezoo.export.litert)."]
     lite = [r for r in out["rows"] if r["runtime"] == "litert"]
     if lite:
         lines += ["", "LiteRT step files (`.tflite`, no sidecar): " + ", ".join(

@@ -49,11 +49,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from denoisezoo import load_model
     from denoisezoo.api import enhance_array
     from denoisezoo.evaluation import evaluate_systems
     from denoisezoo.evaluation.report import gain_cell, scores_cell, write_json_markdown
     from denoisezoo.evaluation.runner import ok_rows_by_system, paired_gain
-    from denoisezoo.hub import load_model
 
     torch.set_num_threads(1)
     dist = {s + args.offset_distilled: p for s, p in step_files(args.distilled).items()}

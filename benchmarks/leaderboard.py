@@ -120,7 +120,8 @@ def noisereduce_system() -> Callable:
 
 def collect_systems(args: argparse.Namespace) -> tuple[dict[str, Callable], dict[str, dict]]:
     """``({name: system}, {name: {"kind", "params", "source"}})`` in display order."""
-    from denoisezoo.hub import load_model, shipped_models
+    from denoisezoo import load_model
+    from denoisezoo.hub import shipped_models
 
     systems: dict[str, Callable] = {}
     info: dict[str, dict] = {}

@@ -9,7 +9,7 @@ Runtime ``intra_op_num_threads=1``, LiteRT ``num_threads=1``):
   (16 ms) per call as live audio would be; per-hop time includes STFT, model step and iSTFT;
 - ``onnxruntime step``: the same with the exported step (:class:`OnnxStepModel`);
 - ``litert step``: the same with the float32 step converted by
-  :func:`denoisezoo.streaming.litert.export_tflite` and run by the LiteRT interpreter
+  :func:`denoisezoo.export.export_tflite` and run by the LiteRT interpreter
   (:class:`LiteRTStepModel`); skipped, with the reason printed and stored, when the ``litert``
   extra or the litert-torch converter (``$DENOISEZOO_LITERT_PYTHON``) is missing, or with
   ``--no-litert``;
@@ -236,7 +236,8 @@ def bench_model(name: str, model, x: torch.Tensor, warmup: int, tmp: Path, repea
     the measurements are interleaved ``repeats`` times so that load changes hit every backend
     alike."""
     from denoisezoo.dsp.stft import stft
-    from denoisezoo.streaming import OnnxStepModel, export_onnx
+    from denoisezoo.export import export_onnx
+    from denoisezoo.streaming import OnnxStepModel
 
     model = model.eval()
     g = model.geometry
@@ -251,7 +252,8 @@ def bench_model(name: str, model, x: torch.Tensor, warmup: int, tmp: Path, repea
         export_error = _export_error(exc)
     lm, lmeta, lite_error = None, {}, None
     if litert:
-        from denoisezoo.streaming.litert import LiteRTStepModel, export_tflite
+        from denoisezoo.export import export_tflite
+        from denoisezoo.streaming import LiteRTStepModel
 
         lpath = tmp / f"{name}.tflite"
         print(f"  converting {name} to LiteRT ...", file=sys.stderr)
@@ -313,7 +315,7 @@ def machine_info() -> dict[str, Any]:
         pass
     import onnxruntime
 
-    from denoisezoo.streaming.litert import litert_available
+    from denoisezoo.streaming import litert_available
 
     info = {"cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
@@ -334,7 +336,8 @@ def build_gtcrn():
 
 
 def _models(args) -> list[tuple[str, Any]]:
-    from denoisezoo.hub import build_model, load_model, shipped_models
+    from denoisezoo import load_model
+    from denoisezoo.hub import build_model, shipped_models
 
     out: list[tuple[str, Any]] = [(f"{p} (random weights)", build_model(p))
                                   for p in args.presets.split(",") if p]
@@ -496,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = [round(v, 2) for v in os.getloadavg()]
     rows: list[dict[str, Any]] = []
     geometry: dict[str, dict[str, float]] = {}
-    from denoisezoo.streaming.litert import unavailable_reason
+    from denoisezoo.export import unavailable_reason
 
     litert_skipped = "--no-litert" if args.no_litert else unavailable_reason()
     if litert_skipped:

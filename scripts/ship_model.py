@@ -11,6 +11,12 @@ steps, hours, teacher, dev-set scores). Refuses to replace an existing file with
 on the development set and replaces only the card's ``int8`` entry (weights and the float scores stay):
 
     python scripts/ship_model.py src/denoisezoo/weights/gtcrn.pt --rescore-int8
+
+The model card (``docs/models/NAME.md``) is embedded in the weights (``meta["card"]``, printed by
+``denoisezoo models NAME``). After editing a card, ``--update-card`` re-embeds it in place
+(weights and scores untouched)::
+
+    python scripts/ship_model.py src/denoisezoo/weights/gtcrn.pt --update-card
 """
 
 from __future__ import annotations
@@ -45,8 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rescore-int8", action="store_true",
                     help="CHECKPOINT is a shipped .pt: redo and rescore only its INT8 step (mode from "
                          "its card, or --int8 if given explicitly), in place")
+    ap.add_argument("--update-card", action="store_true",
+                    help="CHECKPOINT is a shipped .pt: embed docs/models/NAME.md as its card, in place")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if args.update_card:
+        return update_card(args.checkpoint)
     if args.rescore_int8:
         return rescore_int8(args.checkpoint, args.shared, args.devset_dir, args.int8)
     if not args.name:
@@ -106,9 +116,31 @@ def main(argv: list[str] | None = None) -> int:
                        if hp.get("init_from") else None),
         "note": args.note,
         "int8": int8,
+        "card": _card_text(args.name),
     }
     save_checkpoint(model, out, name=args.name, meta=meta)
     print(json.dumps({"out": str(out), **meta}, indent=2))
+    return 0
+
+
+def _card_text(name: str) -> str | None:
+    """The card ``docs/models/NAME.md``, if written."""
+    path = REPO / "docs" / "models" / f"{name}.md"
+    return path.read_text() if path.is_file() else None
+
+
+def update_card(path: Path) -> int:
+    """Embed ``docs/models/NAME.md`` in the shipped weights at ``path`` (in place, atomically)."""
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    name = ck.get("name") or path.stem
+    card = _card_text(name)
+    if card is None:
+        raise SystemExit(f"docs/models/{name}.md not found")
+    ck["meta"]["card"] = card
+    tmp = path.with_name(path.name + ".part")
+    torch.save(ck, tmp)
+    tmp.replace(path)
+    print(f"{path}: embedded docs/models/{name}.md ({len(card)} characters)")
     return 0
 
 
@@ -166,11 +198,9 @@ def rescore_int8(path: Path, shared: Path, devset_dir: Path, mode: str | None) -
 def _quantize(model, out: Path, mode: str, shared: Path) -> dict:
     """INT8 ONNX Runtime step of ``model``, calibrated on 16 training mixtures at its rate."""
     from denoisezoo.compress import quantize_step
-    from denoisezoo.datasets import shared_datamodule
+    from denoisezoo.datasets import calibration_pairs
 
-    dm = shared_datamodule(shared, model.geometry.sample_rate, segment_seconds=2.0, batch_size=1,
-                           num_workers=0, train_length=16, val_length=1, seed=0)
-    calibration = [dm.train_set[i][0].numpy() for i in range(16)]
+    calibration = [noisy for noisy, _ in calibration_pairs(shared, model.geometry.sample_rate)]
     return quantize_step(model, out, calibration, mode=mode, overwrite=True, name=out.stem)
 
 

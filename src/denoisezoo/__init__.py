@@ -16,11 +16,11 @@ __all__ = ["load_model", "build_model", "denoise_file", "enhance", "enhance_arra
 
 def __getattr__(name: str):
     # lazy: `import denoisezoo` stays light; the API pulls in torch only when used
-    if name in ("load_model", "build_model"):
+    if name == "build_model":
         from denoisezoo import hub
 
-        return getattr(hub, name)
-    if name in ("denoise_file", "enhance", "enhance_array"):
+        return hub.build_model
+    if name in ("load_model", "denoise_file", "enhance", "enhance_array"):
         from denoisezoo import api as _enh
 
         return getattr(_enh, name)

@@ -1,4 +1,7 @@
-"""Denoising API: tensors in/out, and files of any rate, channel count and length.
+"""The Python API: load any model, denoise tensors and files of any rate, channel count and length.
+
+:func:`load_model` takes every source a user has (a shipped name, a preset, a checkpoint, an
+official GTCRN ``.tar``, an exported ``.onnx`` / ``.tflite`` step).
 
 Files are processed block by block through a :class:`~denoisezoo.streaming.Streamer` (channels as the
 batch) and a streaming resampler, so an hour of audio runs in bounded memory and the result equals
@@ -14,14 +17,48 @@ import numpy as np
 import torch
 from torch import nn
 
-from denoisezoo.audio import AtomicWriter, AudioError, audio_info, count_clipped, iter_blocks
+from denoisezoo.audio import (
+    AtomicWriter,
+    AudioError,
+    audio_info,
+    count_clipped,
+    iter_blocks,
+    refuse_existing,
+)
 from denoisezoo.dsp.resample import Resampler, resample
 from denoisezoo.dsp.stft import istft, stft
 from denoisezoo.dsp.strength import apply_strength, db_to_floor
 from denoisezoo.dsp.vad import VAD_THRESHOLD
+from denoisezoo.export.artefacts import load_artefact
+from denoisezoo.hub import EXPORTED_SUFFIXES
+from denoisezoo.hub import load_model as _load_checkpoint_model
 from denoisezoo.streaming.streamer import Streamer
 
-__all__ = ["enhance", "enhance_array", "denoise_file"]
+__all__ = ["load_model", "enhance", "enhance_array", "denoise_file"]
+
+
+def load_model(source: str | Path, pretrained: bool = True):
+    """A model from any source, ready for :func:`enhance`, :func:`denoise_file` and the Streamer.
+
+    Args:
+        source: a shipped name (``"gtcrn"``; ``denoisezoo models``), a preset name with
+            ``pretrained=False``, a denoisezoo / Lightning checkpoint, a compressed checkpoint, an
+            official GTCRN ``.tar``, or an exported ``.onnx`` / ``.tflite`` step with its sidecar.
+        pretrained: if False, build the named preset with random weights.
+
+    Returns:
+        The PyTorch model in eval mode, or for an exported step an
+        :class:`~denoisezoo.export.OnnxModel` / :class:`~denoisezoo.export.LiteRTModel`.
+
+    Example:
+        >>> import denoisezoo
+        >>> model = denoisezoo.load_model("gtcrn_tiny", pretrained=False)
+        >>> model.geometry.hop_length
+        256
+    """
+    if Path(str(source)).suffix in EXPORTED_SUFFIXES:
+        return load_artefact(source)
+    return _load_checkpoint_model(source, pretrained)
 
 
 def enhance(model: nn.Module, wav: torch.Tensor, atten_lim_db: float | None = None,
@@ -104,12 +141,11 @@ def denoise_file(src: str | Path, dst: str | Path, model: nn.Module, overwrite: 
     info = audio_info(src)
     g = model.geometry
     dst = Path(dst)
-    if dst.exists() and not overwrite:
-        raise FileExistsError(f"{dst}: exists (use --overwrite to replace it)")
+    refuse_existing([dst], overwrite)
     if dst.resolve() == info.path.resolve():
         raise AudioError(f"{dst}: output would replace its own input")
-    if vad_csv is not None and Path(vad_csv).exists() and not overwrite:
-        raise FileExistsError(f"{vad_csv}: exists (use --overwrite to replace it)")
+    if vad_csv is not None:
+        refuse_existing([vad_csv], overwrite)
     min_frames = max(1, int(np.ceil(g.hop_length * info.sample_rate / g.sample_rate)))
     if info.frames < min_frames:
         raise AudioError(f"{info.path}: too short ({info.frames} samples; need at least one "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ __all__ = [
     "iter_blocks",
     "check_finite",
     "AtomicWriter",
+    "refuse_existing",
     "write_audio",
     "AUDIO_EXTENSIONS",
 ]
@@ -130,6 +131,16 @@ def iter_blocks(path: str | Path, block_frames: int) -> Iterator[np.ndarray]:
         raise AudioError(f"{info.path}: cannot decode audio ({_short(exc)})") from exc
 
 
+def refuse_existing(paths: Iterable[str | Path], overwrite: bool) -> None:
+    """The one never-overwrite rule: ``FileExistsError`` naming the first of ``paths`` that
+    exists, unless ``overwrite``."""
+    if overwrite:
+        return
+    for p in paths:
+        if Path(p).exists():
+            raise FileExistsError(f"{p}: exists (use --overwrite to replace it)")
+
+
 class AtomicWriter:
     """Write audio to a temporary file beside ``path`` and rename it into place on success.
 
@@ -140,8 +151,7 @@ class AtomicWriter:
     def __init__(self, path: str | Path, sample_rate: int, channels: int,
                  subtype: str | None = None, format: str | None = None, overwrite: bool = False):
         self.path = Path(path)
-        if self.path.exists() and not overwrite:
-            raise FileExistsError(f"{self.path}: exists (use --overwrite to replace it)")
+        refuse_existing([self.path], overwrite)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fmt = format or _format_for(self.path)
         if subtype is not None and not sf.check_format(fmt, subtype):

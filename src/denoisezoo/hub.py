@@ -7,17 +7,19 @@ A denoisezoo checkpoint is a ``torch.save`` dict of plain data (loadable with
      "config": {...}, "state_dict": {...}, "meta": {...}}
 
 ``meta`` records what a user needs to trust the weights: versions, sample rate, hop, training data,
-steps, teacher, metrics. :func:`load_model` accepts a shipped model name, a preset name
-(``pretrained=False``), a denoisezoo checkpoint, a Lightning checkpoint of our training modules, an
-official GTCRN ``.tar``, an exported / INT8 ``.onnx`` step, or an exported LiteRT ``.tflite`` step
-(float, int8 or int16x8; needs the ``litert`` extra) (:mod:`denoisezoo.compress.artefacts`).
+steps, teacher, metrics, and the model card (``meta["card"]``, the text of ``docs/models/NAME.md``).
+
+This module is the name registry (:data:`FAMILIES`, :data:`PRESETS`, the shipped weights) and
+checkpoint I/O only. :func:`load_model` reads PyTorch checkpoints: a shipped model name, a preset
+name (``pretrained=False``), a denoisezoo checkpoint, a Lightning checkpoint of our training
+modules, an official GTCRN ``.tar``. Exported steps (``.onnx``, ``.tflite``) are read by
+:func:`denoisezoo.load_model` (:mod:`denoisezoo.export.artefacts`), which takes every source.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from denoisezoo.gtcrn import GTCRN, GTCRNConfig
+from denoisezoo.family import Family
+from denoisezoo.gtcrn.family import FAMILY as GTCRN_FAMILY
 from denoisezoo.gtcrn.official import is_official_checkpoint, model_from_official_state
-from denoisezoo.gtcrn.presets import GTCRN_PRESETS
+from denoisezoo.rnnoise_port.family import FAMILY as RNNOISE_FAMILY
 
 __all__ = [
     "FAMILIES",
@@ -38,53 +41,55 @@ __all__ = [
     "load_checkpoint_file",
     "shipped_models",
     "model_family",
+    "family_of",
+    "family_by_name",
+    "model_card",
     "CheckpointError",
 ]
 
 FORMAT = "denoisezoo"
 FORMAT_VERSION = 1
+EXPORTED_SUFFIXES = (".onnx", ".tflite")
 
 
 class CheckpointError(ValueError):
     """A file that is not a loadable model checkpoint."""
 
 
-@dataclass(frozen=True)
-class Family:
-    model_cls: type[nn.Module]
-    config_cls: Any
+# The registry: one line per family (each declared once, in its own package's family.py).
+FAMILIES: dict[str, Family] = {f.name: f for f in (GTCRN_FAMILY, RNNOISE_FAMILY)}
+PRESETS: dict[str, Callable[[], nn.Module]] = {k: v for f in FAMILIES.values() for k, v in f.presets.items()}
+_BY_ANY_NAME: dict[str, Family] = {n: f for f in FAMILIES.values() for n in (f.name, *f.legacy_names)}
 
 
-FAMILIES: dict[str, Family] = {"gtcrn": Family(GTCRN, GTCRNConfig)}
-PRESETS: dict[str, Callable[[], nn.Module]] = dict(GTCRN_PRESETS)
+def family_by_name(name: str) -> Family:
+    """The family registered as ``name`` (older files' class names such as ``"GTCRN"`` too)."""
+    try:
+        return _BY_ANY_NAME[name]
+    except KeyError:
+        raise CheckpointError(f"unknown model family {name!r}; registered: "
+                              f"{', '.join(FAMILIES)}") from None
 
 
-def model_family(model: nn.Module, strict: bool = True) -> str | None:
-    """Registered family name of ``model`` (``"gtcrn"``, ``"rnnoise"``, ...); an unregistered
-    class raises ``TypeError``, or gives ``None`` with ``strict=False``."""
-    for name, fam in FAMILIES.items():
+def family_of(model: object, strict: bool = True) -> Family | None:
+    """The :class:`~denoisezoo.family.Family` of ``model`` (a network, or an exported-step model
+    whose ``family`` names one); an unregistered model raises ``TypeError``, or gives ``None``
+    with ``strict=False``."""
+    for fam in FAMILIES.values():
         if isinstance(model, fam.model_cls):
-            return name
+            return fam
+    name = getattr(model, "family", None)
+    if isinstance(name, str) and name in _BY_ANY_NAME:
+        return _BY_ANY_NAME[name]
     if not strict:
         return None
     raise TypeError(f"{type(model).__name__} is not a registered model family")
 
 
-def register_family(name: str, model_cls: type[nn.Module], config_cls: Any,
-                    presets: dict[str, Callable[[], nn.Module]]) -> None:
-    """Add a model family (used by subpackages such as the RNNoise port)."""
-    FAMILIES[name] = Family(model_cls, config_cls)
-    PRESETS.update(presets)
-
-
-def _register_builtin_families() -> None:
-    """Families shipped with the package besides GTCRN (imported here: they import only torch)."""
-    from denoisezoo.rnnoise_port import RNNOISE_PRESETS, RNNoise, RNNoiseConfig
-
-    register_family("rnnoise", RNNoise, RNNoiseConfig, RNNOISE_PRESETS)
-
-
-_register_builtin_families()
+def model_family(model: nn.Module, strict: bool = True) -> str | None:
+    """Registered family name of ``model`` (``"gtcrn"``, ``"rnnoise"``, ...)."""
+    fam = family_of(model, strict)
+    return fam.name if fam is not None else None
 
 
 def build_model(name: str) -> nn.Module:
@@ -132,7 +137,7 @@ def _shipped_rate(path: Path) -> int | None:
 def save_checkpoint(model: nn.Module, path: str | Path, name: str | None = None,
                     meta: dict[str, Any] | None = None) -> Path:
     """Write a self-describing checkpoint of ``model``."""
-    family = model_family(model)
+    family = family_of(model).name
     cfg = model.config
     obj = {
         "format": FORMAT,
@@ -173,10 +178,11 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
 def model_from_checkpoint(obj: dict[str, Any], source: str = "<dict>") -> nn.Module:
     """Build the model a loaded checkpoint dict describes (ours, Lightning's or official)."""
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        fam = FAMILIES.get(obj["family"])
-        if fam is None:
-            raise CheckpointError(f"{source}: unknown model family {obj['family']!r}")
-        model = fam.model_cls(fam.config_cls.from_dict(obj["config"]))
+        try:
+            fam = family_by_name(obj["family"])
+        except CheckpointError as exc:
+            raise CheckpointError(f"{source}: {exc}") from None
+        model = fam.build(fam.config_from_dict(obj["config"]))
         model.load_state_dict(obj["state_dict"])
         model.checkpoint_meta = {"name": obj.get("name"), **obj.get("meta", {})}
         return model.eval()
@@ -187,8 +193,8 @@ def model_from_checkpoint(obj: dict[str, Any], source: str = "<dict>") -> nn.Mod
     if isinstance(obj, dict) and "denoisezoo_model" in obj.get("hyper_parameters", {}) | obj:
         # Lightning checkpoint written by denoisezoo.training (model description stored by the module)
         desc = obj.get("denoisezoo_model") or obj["hyper_parameters"]["denoisezoo_model"]
-        fam = FAMILIES[desc["family"]]
-        model = fam.model_cls(fam.config_cls.from_dict(desc["config"]))
+        fam = family_by_name(desc["family"])
+        model = fam.build(fam.config_from_dict(desc["config"]))
         prefix = desc.get("prefix", "model.")
         sd = {k[len(prefix):]: v for k, v in obj["state_dict"].items() if k.startswith(prefix)}
         model.load_state_dict(sd)
@@ -199,38 +205,26 @@ def model_from_checkpoint(obj: dict[str, Any], source: str = "<dict>") -> nn.Mod
 
 
 def load_model(name_or_path: str | Path, pretrained: bool = True) -> nn.Module:
-    """Load a model by shipped name, preset name or checkpoint path.
+    """Load a PyTorch model by shipped name, preset name or checkpoint path.
 
     Args:
         name_or_path: ``"gtcrn"`` (shipped weights), a preset such as ``"gtcrn_tiny"`` with
-            ``pretrained=False``, or a path to a checkpoint file, an exported ``.onnx`` step or an
-            exported ``.tflite`` step (each with its JSON sidecar).
+            ``pretrained=False``, or a path to a denoisezoo / Lightning checkpoint or an official
+            GTCRN ``.tar``. (Exported ``.onnx`` / ``.tflite`` steps: :func:`denoisezoo.load_model`.)
         pretrained: if False, build the named preset with random weights.
 
     Returns:
-        The model in eval mode (for ``.onnx`` / ``.tflite``, a
-        :class:`~denoisezoo.compress.OnnxModel` / :class:`~denoisezoo.compress.LiteRTModel`).
+        The model in eval mode.
 
     Raises:
-        CheckpointError: unreadable file, or a ``.tflite`` without the LiteRT interpreter
-            (``pip install 'denoisezoo[litert]'``).
+        CheckpointError: unreadable file, or an exported step (not a PyTorch checkpoint).
+        KeyError: an unknown name.
     """
     s = str(name_or_path)
     p = Path(s)
-    if p.suffix == ".onnx":  # an exported / INT8-quantized step with its JSON sidecar
-        from denoisezoo.compress.artefacts import load_onnx_model
-
-        return load_onnx_model(p)
-    if p.suffix == ".tflite":  # an exported LiteRT step with its JSON sidecar
-        from denoisezoo.compress.artefacts import load_litert_model
-        from denoisezoo.streaming.litert import LiteRTUnavailableError
-
-        if not p.is_file():
-            raise FileNotFoundError(f"model not found: {p}")
-        try:
-            return load_litert_model(p)
-        except LiteRTUnavailableError as exc:  # a ValueError, so every CLI reports it cleanly
-            raise CheckpointError(f"{p}: {exc}") from exc
+    if p.suffix in EXPORTED_SUFFIXES:
+        raise CheckpointError(f"{p}: an exported step, not a PyTorch checkpoint; load it with "
+                              "denoisezoo.load_model")
     if p.suffix in (".pt", ".tar", ".ckpt", ".pth") or p.exists():
         return model_from_checkpoint(load_checkpoint_file(p), s)
     if not pretrained:
@@ -241,3 +235,11 @@ def load_model(name_or_path: str | Path, pretrained: bool = True) -> nn.Module:
     avail = ", ".join(sorted(shipped)) or "none yet"
     hint = " (a preset: pass pretrained=False for random weights)" if s in PRESETS else ""
     raise KeyError(f"no trained model named {s!r}{hint}; shipped models: {avail}")
+
+
+def model_card(name: str) -> str | None:
+    """The model card (markdown) embedded in the shipped weights of ``name``, if any."""
+    shipped = shipped_models()
+    if name not in shipped:
+        raise KeyError(f"no shipped model named {name!r}; shipped models: {', '.join(sorted(shipped))}")
+    return load_checkpoint_file(shipped[name]).get("meta", {}).get("card")

@@ -8,7 +8,7 @@ does each elementwise operation of the forward pass:
 - linear layers: ``in x out`` per row + bias per output;
 - GRU: ``3 h (in + h)`` products + ``6 h`` biases + ``7 h`` gate operations per step and direction;
 - BatchNorm / LayerNorm: 2 per element (scale and shift); PReLU / Sigmoid / Tanh: 1 per element;
-- model-specific operations registered in :data:`EXTRA_COUNTERS` (e.g. GTCRN's ERB matrix products,
+- model-specific operations each family declares (``Family.mac_counters``, e.g. GTCRN's ERB matrix products,
   TRA energy and gating, residual/skip additions, complex mask multiplication).
 
 The GTCRN paper model gives 33.0 M MACs per second of 16 kHz audio under this convention (the
@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from denoisezoo.hub import FAMILIES
 
 __all__ = ["count_parameters", "count_macs", "macs_per_second", "ModelCounts", "model_counts"]
 
@@ -56,40 +58,13 @@ def _gru_macs(m: nn.GRU, inp: torch.Tensor) -> int:
     return total
 
 
-def _gtcrn_counters() -> dict[type, Callable]:
-    from denoisezoo.gtcrn import model as g
-
-    def tra(m, i, o):
-        x = i[0]  # B, C, T, F: energy (square + mean) and gating multiply
-        return 3 * x.numel()
-
-    def dpgrnn(m, i, o):
-        return 2 * o[0].numel()  # two residual additions
-
-    def model(m, i, o):
-        spec = i[0]  # B, F, T, 2
-        b, f, t, _ = spec.shape
-        cfg = m.config
-        high = f - cfg.erb_low_bins
-        erb_ops = b * t * (3 * high * cfg.erb_bands + 2 * cfg.erb_bands * high)
-        mag_mask = b * t * f * (3 + 6)  # magnitude; complex multiplication
-        c, w = cfg.channels, cfg.width
-        # decoder skip additions: temporal blocks and first upsampling conv at width w, last at 2w - 1
-        skips = b * t * c * ((len(cfg.dilations) + 1) * w + (2 * w - 1))
-        return erb_ops + mag_mask + skips
-
-    return {g.TRA: tra, g.DPGRNN: dpgrnn, g.GTCRN: model}
-
-
 EXTRA_COUNTERS: dict[type, Callable] = {}
 
 
 def _ensure_counters() -> None:
     if not EXTRA_COUNTERS:
-        from denoisezoo.rnnoise_port.model import mac_counters as _rnnoise_counters
-
-        EXTRA_COUNTERS.update(_gtcrn_counters())
-        EXTRA_COUNTERS.update(_rnnoise_counters())
+        for fam in FAMILIES.values():  # each family's own layers (denoisezoo.family.Family)
+            EXTRA_COUNTERS.update(fam.mac_counters())
 
 
 def count_macs(model: nn.Module, *inputs: torch.Tensor) -> int:

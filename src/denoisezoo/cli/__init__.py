@@ -20,19 +20,11 @@ SUBCOMMANDS = {
     "train": "denoisezoo.cli.train",
     "live": "denoisezoo.cli.live",
     "compress": "denoisezoo.cli.compress",
-    "benchmark": "denoisezoo.cli.benchmark",
 }
 
 
 def _available() -> dict[str, object]:
-    mods = {}
-    for name, modname in SUBCOMMANDS.items():
-        try:
-            mods[name] = importlib.import_module(modname)
-        except ModuleNotFoundError as exc:
-            if exc.name != modname:
-                raise
-    return mods
+    return {name: importlib.import_module(modname) for name, modname in SUBCOMMANDS.items()}
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:

@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from denoisezoo.cli.common import add_model_args, error, model_from_args
+from denoisezoo.cli.common import add_model_args, add_overwrite_arg, error, refuse_existing, resolve_model
 
 __all__ = ["add_parser", "run"]
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
     add_model_args(p)
-    p.add_argument("--preset", metavar="NAME", default=None,
-                   help="a preset with random weights (e.g. gtcrn_tiny), for tests")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_overwrite_arg(p)
 
 
 def add_parser(sub) -> None:
@@ -92,20 +90,8 @@ def add_parser(sub) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from torch import nn
-
-    from denoisezoo.hub import load_model
-
-    if args.preset and (args.model or args.checkpoint):
-        raise ValueError("--preset cannot be combined with --model or --checkpoint")
-    if args.preset:
-        model, source = load_model(args.preset, pretrained=False), f"preset:{args.preset}"
-    else:
-        model = model_from_args(args)
-        source = args.checkpoint or args.model or "gtcrn"
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"{source}: already an ONNX model; compress the float .pt instead")
-    return model, source
+    chosen = resolve_model(args, torch_only=True)
+    return chosen.model, chosen.source
 
 
 def _taylor_batches(spec: str, limit: int, sample_rate: int):
@@ -123,12 +109,13 @@ def _taylor_batches(spec: str, limit: int, sample_rate: int):
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from denoisezoo.compress.artefacts import save_compressed
+    from denoisezoo.compress.checkpoint import save_compressed
     from denoisezoo.profile import count_parameters, macs_per_second
 
     out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        return error(f"{out}: exists (use --overwrite to replace it)")
+    msg = refuse_existing([out], args.overwrite)
+    if msg:
+        return error(msg)
     if not 0.0 <= args.ratio < 1.0:
         return error(f"--ratio: expected a value in [0, 1), found {args.ratio}")
     try:
@@ -169,16 +156,16 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _quantize(args: argparse.Namespace) -> int:
-    from denoisezoo.compress.quantize import load_calibration_audio, quantize_step
+    from denoisezoo.compress.quantize import quantize_step
+    from denoisezoo.export.calibration import load_calibration_audio
+    from denoisezoo.streaming import sidecar_path
 
     out = Path(args.output)
     if out.suffix != ".onnx":
         return error(f"{out}: the output file name must end in .onnx")
-    from denoisezoo.streaming.onnx_step import sidecar_path
-
-    for p in (out, sidecar_path(out)):
-        if p.exists() and not args.overwrite:
-            return error(f"{p}: exists (use --overwrite to replace it)")
+    msg = refuse_existing([out, sidecar_path(out)], args.overwrite)
+    if msg:
+        return error(msg)
     if args.mode in ("static", "mixed") and not args.calibration:
         return error("static quantization needs --calibration DIR (or use --mode dynamic)")
     try:

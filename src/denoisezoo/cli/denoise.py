@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from denoisezoo.audio import AUDIO_EXTENSIONS
-from denoisezoo.cli.common import add_model_args, error, model_from_args
+from denoisezoo.cli.common import add_model_args, error, model_from_args, refuse_existing
 
 __all__ = ["add_parser", "run", "plan_outputs"]
 
@@ -88,10 +88,9 @@ def run(args: argparse.Namespace) -> int:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         return error(f"{missing[0]}: no such file{more}")
     vad_paths = _vad_paths(plan, args.vad_csv, args.output)
-    if not args.overwrite:
-        existing = [str(d) for _, d in plan if d.exists()] + [str(v) for v in vad_paths if v.exists()]
-        if existing:
-            return error(f"{existing[0]}: exists (use --overwrite to replace it)")
+    msg = refuse_existing([d for _, d in plan] + list(vad_paths), args.overwrite)
+    if msg:
+        return error(msg)
     try:
         model = model_from_args(args)
     except (KeyError, FileNotFoundError, ValueError) as exc:

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from denoisezoo.cli.common import add_model_args, error, model_from_args
+from denoisezoo.cli.common import DEFAULT_MODEL, add_model_args, error, model_from_args
 
 __all__ = ["add_parser", "run"]
 
@@ -64,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
         model = model_from_args(args)
     except (KeyError, FileNotFoundError, ValueError) as exc:
         return error(str(exc).strip("'\""))
-    name = args.name or (Path(args.checkpoint).stem if args.checkpoint else (args.model or "gtcrn"))
+    default_name = Path(args.checkpoint).stem if args.checkpoint else (args.model or args.preset
+                                                                     or DEFAULT_MODEL)
+    name = args.name or default_name
     if name == NOISY:
         return error(f"--name: {NOISY!r} is the baseline row; choose another name")
     if args.threads:

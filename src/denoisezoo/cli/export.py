@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from denoisezoo.cli.common import add_model_args, error, model_from_args
+from denoisezoo.cli.common import add_model_args, add_overwrite_arg, error, refuse_existing, resolve_model
 
 __all__ = ["add_parser", "run"]
 
@@ -21,21 +21,19 @@ def add_parser(sub) -> None:
                     "JSON sidecar with geometry, tensor names/shapes and opset is written beside "
                     "the .onnx file, and the export is checked against PyTorch on random frames.")
     add_model_args(o)
-    o.add_argument("--preset", metavar="NAME", default=None,
-                   help="a preset with random weights (e.g. gtcrn_tiny), for tests and benchmarks")
     o.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="output .onnx file")
-    from denoisezoo.streaming.onnx_step import DEFAULT_OPSET
+    from denoisezoo.export.onnx import DEFAULT_OPSET
 
     o.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                    help=f"ONNX opset version (default {DEFAULT_OPSET})")
     o.add_argument("--check-frames", type=int, default=200,
                    help="random frames compared between ONNX Runtime and PyTorch (0: no check)")
-    o.add_argument("--overwrite", action="store_true", help="replace existing .onnx/.json files")
+    add_overwrite_arg(o)
     _add_tflite_parser(fmt)
 
 
 def _add_tflite_parser(fmt) -> None:
-    from denoisezoo.streaming.litert import CONVERTER_ENV
+    from denoisezoo.export.litert import CONVERTER_ENV
 
     t = fmt.add_parser(
         "tflite", help="the one-frame step for LiteRT (TFLite), float or full-integer INT8",
@@ -45,8 +43,6 @@ def _add_tflite_parser(fmt) -> None:
                     "and INT8 quantizer come with `pip install denoisezoo[litert]`. The export is "
                     "checked against PyTorch in the LiteRT interpreter.")
     add_model_args(t)
-    t.add_argument("--preset", metavar="NAME", default=None,
-                   help="a preset with random weights (e.g. gtcrn_tiny), for tests and benchmarks")
     t.add_argument("-o", "--output", required=True, metavar="OUT.tflite", help="output .tflite file")
     t.add_argument("--int8", action="store_true",
                    help="full-integer quantization with int8 weights, calibrated (see --activations)")
@@ -61,29 +57,20 @@ def _add_tflite_parser(fmt) -> None:
                    help="frames compared between the LiteRT interpreter and PyTorch (0: no check)")
     t.add_argument("--converter-python", metavar="PATH", default=None,
                    help=f"python of the litert-torch converter environment (default ${CONVERTER_ENV})")
-    t.add_argument("--overwrite", action="store_true", help="replace existing .tflite/.json files")
+    add_overwrite_arg(t)
 
 
 def run(args: argparse.Namespace) -> int:
-    from denoisezoo.streaming.onnx_step import export_onnx, sidecar_path
+    from denoisezoo.export.onnx import export_onnx
+    from denoisezoo.streaming import OnnxStepModel, sidecar_path
 
-    if args.preset and (args.model or args.checkpoint):
-        return error("--preset cannot be combined with --model or --checkpoint")
     try:
-        if args.preset:
-            from denoisezoo.hub import load_model
-
-            model = load_model(args.preset, pretrained=False)
-            name = args.preset
-        else:
-            model = model_from_args(args)
-            name = getattr(model, "checkpoint_meta", {}).get("name") or args.model
+        chosen = resolve_model(args)
     except (KeyError, FileNotFoundError, ValueError) as exc:
         return error(str(exc).strip("'\""))
+    model, name = chosen.model, chosen.name
     if args.format == "tflite":
         return _run_tflite(args, model, name)
-    from denoisezoo.streaming.onnx_step import OnnxStepModel
-
     if isinstance(model, OnnxStepModel):  # already an ONNX step (e.g. an INT8 compress artefact)
         return _copy_onnx(model, args.output, args.overwrite)
     try:
@@ -104,15 +91,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_tflite(args: argparse.Namespace, model, name: str | None) -> int:
-    from denoisezoo.streaming.backend import sidecar_path
-    from denoisezoo.streaming.litert import LiteRTUnavailableError, export_tflite
+    from denoisezoo.export.calibration import load_calibration_audio
+    from denoisezoo.export.litert import export_tflite
+    from denoisezoo.streaming import LiteRTUnavailableError, sidecar_path
 
     calibration = None
     if args.int8:
         if not args.calibration:
             return error("--int8 needs calibration audio (--calibration DIR)")
-        from denoisezoo.compress.quantize import load_calibration_audio
-
         try:
             calibration = load_calibration_audio(args.calibration, model.geometry.sample_rate)
         except ValueError as exc:
@@ -144,14 +130,14 @@ def _copy_onnx(model, output: str, overwrite: bool) -> int:
     import shutil
     from pathlib import Path
 
-    from denoisezoo.streaming.onnx_step import sidecar_path
+    from denoisezoo.streaming import sidecar_path
 
     out = Path(output)
     if out.suffix != ".onnx":
         return error(f"{out}: the output file name must end in .onnx")
-    for p in (out, sidecar_path(out)):
-        if p.exists() and not overwrite:
-            return error(f"{p}: exists (use --overwrite to replace it)")
+    msg = refuse_existing([out, sidecar_path(out)], overwrite)
+    if msg:
+        return error(msg)
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model.path, out)
     shutil.copyfile(sidecar_path(model.path), sidecar_path(out))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from denoisezoo.cli.common import add_model_args, error, model_from_args
 
@@ -56,14 +55,6 @@ def add_parser(sub) -> None:
                    help="seconds of noise timed before starting (default: 1)")
 
 
-def _load(args: argparse.Namespace):
-    if args.checkpoint and Path(args.checkpoint).suffix == ".onnx":
-        from denoisezoo.streaming import OnnxStepModel
-
-        return OnnxStepModel(args.checkpoint)
-    return model_from_args(args)
-
-
 def _pick_native_model(sd, args: argparse.Namespace) -> None:
     """Swap ``--model`` for the shipped variant at the device rate (e.g. ``gtcrn`` ->
     ``gtcrn_48k`` on a 48 kHz device), so the audio is not resampled."""
@@ -101,10 +92,10 @@ def run(args: argparse.Namespace) -> int:
             return error(f"{flag} must be positive, got {value}")
     if not args.calibrate_seconds > 0:
         return error(f"--calibrate-seconds must be positive, got {args.calibrate_seconds}")
-    if not args.checkpoint and not args.resample:
+    if not args.checkpoint and not args.preset and not args.resample:
         _pick_native_model(sd, args)
     try:
-        model = _load(args)
+        model = model_from_args(args)
     except (KeyError, FileNotFoundError, ValueError) as exc:
         return error(str(exc).strip("'\""))
     from denoisezoo.live.session import LiveOptions, format_summary, run_live, to_backend

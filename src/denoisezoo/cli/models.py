@@ -10,15 +10,18 @@ __all__ = ["add_parser", "run", "zoo_table"]
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("models", help="list shipped models and presets",
-                       description="List shipped models (with their recorded metadata) and presets.")
+    p = sub.add_parser("models", help="list shipped models and presets, or print a model card",
+                       description="List shipped models (with their recorded metadata) and presets; "
+                                   "with NAME, print that model's card (docs/models/NAME.md, "
+                                   "embedded in its weights).")
+    p.add_argument("name", nargs="?", default=None, metavar="NAME", help="a shipped model")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--presets", action="store_true", help="also list untrained presets")
 
 
 def zoo_table(include_presets: bool = False) -> list[dict]:
     """One row per shipped model (and optionally per preset), measured from the model itself."""
-    from denoisezoo.hub import PRESETS, build_model, load_model, shipped_models
+    from denoisezoo.hub import PRESETS, build_model, family_of, load_model, shipped_models
     from denoisezoo.profile import count_parameters, macs_per_second
 
     rows = []
@@ -27,7 +30,7 @@ def zoo_table(include_presets: bool = False) -> list[dict]:
         meta = getattr(model, "checkpoint_meta", {})
         g = model.geometry
         rows.append({
-            "name": name, "kind": "shipped", "family": meta.get("family", type(model).__name__),
+            "name": name, "kind": "shipped", "family": family_of(model).name,
             "sample_rate": g.sample_rate, "latency_ms": g.latency_ms,
             "params": count_parameters(model), "macs_per_s": macs_per_second(model),
             "file_kb": round(path.stat().st_size / 1024, 1),
@@ -40,7 +43,7 @@ def zoo_table(include_presets: bool = False) -> list[dict]:
             model = build_model(name)
             g = model.geometry
             rows.append({"name": name, "kind": "preset",
-                         "family": type(model).__name__, "sample_rate": g.sample_rate,
+                         "family": family_of(model).name, "sample_rate": g.sample_rate,
                          "latency_ms": g.latency_ms, "params": count_parameters(model),
                          "macs_per_s": macs_per_second(model)})
     return rows
@@ -58,7 +61,23 @@ def _int8_summary(meta: dict) -> str | None:
     return f"{runtime} {rec.get('mode', '')}{cost}".strip()
 
 
+def _card(name: str) -> int:
+    from denoisezoo.cli.common import error
+    from denoisezoo.hub import model_card
+
+    try:
+        card = model_card(name)
+    except KeyError as exc:
+        return error(str(exc).strip("'\""))
+    if not card:
+        return error(f"{name}: its weights carry no model card")
+    print(card.rstrip())
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.name:
+        return _card(args.name)
     rows = zoo_table(args.presets)
     if args.json:
         print(json.dumps(rows, indent=2, default=str))

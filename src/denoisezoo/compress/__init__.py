@@ -6,8 +6,10 @@
 - :mod:`~denoisezoo.compress.quantize`: :func:`quantize_step` (ONNX Runtime INT8 step, static
   QDQ with real calibration frames + states, or dynamic).
 - :mod:`~denoisezoo.compress.qat`: :func:`prepare_qat`, :func:`strip_qat`, :class:`QATCallback`.
-- :mod:`~denoisezoo.compress.artefacts`: :func:`save_compressed`, :class:`OnnxModel`,
-  :class:`LiteRTModel`, :func:`from_checkpoint`.
+- :mod:`~denoisezoo.compress.checkpoint`: :func:`save_compressed`, :func:`compression_record`,
+  :func:`from_checkpoint` (fine-tune a compressed checkpoint).
+
+Compression builds on :mod:`denoisezoo.export` (the INT8 step is an exported ONNX step).
 
 Names are imported lazily (Lightning and ONNX Runtime load only when used).
 """
@@ -19,21 +21,18 @@ import importlib
 __all__ = [
     "prune_structured", "unit_importance", "unit_groups", "KINDS",
     "prune_unstructured", "SparsityCallback", "cubic_sparsity", "magnitude_masks", "sparsity",
-    "quantize_step", "fold_batchnorm", "calibration_feeds", "load_calibration_audio",
+    "quantize_step", "fold_batchnorm",
     "prepare_qat", "strip_qat", "QATCallback",
-    "OnnxModel", "load_onnx_model", "LiteRTModel", "load_litert_model", "save_compressed",
-    "compression_record", "from_checkpoint",
+    "save_compressed", "compression_record", "from_checkpoint",
 ]
 
 _WHERE = {
     **dict.fromkeys(["prune_structured", "unit_importance", "unit_groups", "KINDS"], "structured"),
     **dict.fromkeys(["prune_unstructured", "SparsityCallback", "cubic_sparsity", "magnitude_masks",
                      "sparsity"], "sparse"),
-    **dict.fromkeys(["quantize_step", "fold_batchnorm", "calibration_feeds",
-                     "load_calibration_audio"], "quantize"),
+    **dict.fromkeys(["quantize_step", "fold_batchnorm"], "quantize"),
     **dict.fromkeys(["prepare_qat", "strip_qat", "QATCallback"], "qat"),
-    **dict.fromkeys(["OnnxModel", "load_onnx_model", "LiteRTModel", "load_litert_model",
-                     "save_compressed", "compression_record", "from_checkpoint"], "artefacts"),
+    **dict.fromkeys(["save_compressed", "compression_record", "from_checkpoint"], "checkpoint"),
 }
 
 

@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from denoisezoo.compress.quantize import WEIGHT_TYPES
+from denoisezoo.hub import family_of
 
 __all__ = ["FakeQuantWeight", "ActivationFakeQuant", "prepare_qat", "strip_qat", "QATCallback",
            "qat_modules"]
@@ -107,23 +108,9 @@ def _weight_axis(m: nn.Module) -> int | None:
 
 def qat_modules(model: nn.Module) -> dict[str, tuple[nn.Module, nn.Module]]:
     """``{name: (quantized module, module whose output is the quantized output)}``."""
-    from denoisezoo.gtcrn.model import ConvBlock, GTConvBlock
-
-    follow: dict[int, nn.Module] = {}
-    for mod in model.modules():
-        if isinstance(mod, ConvBlock):
-            follow[id(mod.conv)] = mod.bn
-        elif isinstance(mod, GTConvBlock):
-            follow[id(mod.point_conv1)] = mod.point_bn1
-            follow[id(mod.depth_conv)] = mod.depth_bn
-            follow[id(mod.point_conv2)] = mod.point_bn2
-    skip: set[int] = set()
-    enc = getattr(getattr(model, "encoder", None), "en_convs", None)
-    dec = getattr(getattr(model, "decoder", None), "de_convs", None)
-    if enc is not None:
-        skip.add(id(enc[0].conv))
-    if dec is not None:
-        skip.add(id(dec[-1].conv))
+    family = family_of(model)
+    follow = {id(getattr(p, conv)): getattr(p, bn) for p, conv, bn in family.conv_bn_pairs(model)}
+    skip = {id(m) for m in family.qat_keep_float(model)}
     out = {}
     for name, m in model.named_modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and id(m) not in skip:

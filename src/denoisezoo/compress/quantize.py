@@ -26,11 +26,12 @@ Pipeline (:func:`quantize_step`):
 
 Mixed precision (kept float on purpose, recorded in the sidecar): the ERB band merge at the input
 and the ERB band split that produces the complex mask (root-scope ``MatMul`` nodes), the first
-encoder conv and the last decoder conv (:data:`DEFAULT_KEEP_FLOAT`), every ``GRU`` (ONNX Runtime
+encoder conv and the last decoder conv (``gtcrn.family``), every ``GRU`` (ONNX Runtime
 has no INT8 GRU kernel, static or dynamic), and all state tensors (they are graph inputs/outputs
 that never pass through a quantize node, so the recurrent and cache states stay float).
 
-RNNoise port (:class:`~denoisezoo.rnnoise_port.RNNoise`, default :data:`RNNOISE_KEEP_FLOAT`):
+RNNoise port (:class:`~denoisezoo.rnnoise_port.RNNoise`; each family's float keep-list is its
+``Family.int8_keep_float``):
 its step graph has no conv; the quantized nodes are the learned ``MatMul`` s (input dense layer,
 the three Keras GRUs' input and recurrent products, output dense layer). The DSP front end stays
 float: the root-scope band / DCT / log-floor matrices, the frame DFTs (``/dft/*``) and the pitch
@@ -50,7 +51,7 @@ import copy
 import fnmatch
 import json
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +59,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from denoisezoo.streaming.backend import export_paths
-from denoisezoo.streaming.onnx_step import OnnxStepModel, export_onnx
+from denoisezoo.dsp.stft import stft
+from denoisezoo.export.calibration import calibration_feeds, load_calibration_audio
+from denoisezoo.export.onnx import export_onnx, export_paths
+from denoisezoo.hub import family_of
+from denoisezoo.streaming.onnx_runtime import OnnxStepModel
 
-__all__ = ["DEFAULT_KEEP_FLOAT", "RNNOISE_KEEP_FLOAT", "QUANT_OPS", "fold_batchnorm",
+__all__ = ["QUANT_OPS", "fold_batchnorm",
            "calibration_feeds", "default_keep_float", "quantize_step", "quantizable_nodes",
            "load_calibration_audio"]
 
@@ -73,22 +77,12 @@ MODES = ("static", "dynamic", "mixed")
 # pairs of products at int16), int8 on ONNX Runtime's reduced 7-bit range [-64, 64] (exact
 # everywhere, but coarser)
 WEIGHT_TYPES = ("uint8", "int8", "int8_7bit")
-# ONNX node-name patterns kept in float (TorchScript exporter names: "/<module path>/<Op>")
-DEFAULT_KEEP_FLOAT = ("/MatMul*", "/en_convs.0/*", "/de_convs.{last}/*")
-# RNNoise port: the DSP front end (band / DCT matrices, frame DFTs, pitch correlations) stays float
-RNNOISE_KEEP_FLOAT = ("/MatMul*", "/dft/*", "/pitch/*")
-
-
-def _is_rnnoise(model: nn.Module) -> bool:
-    from denoisezoo.hub import model_family
-
-    return model_family(model, strict=False) == "rnnoise"
 
 
 def default_keep_float(model: nn.Module) -> tuple[str, ...]:
-    """The node-name patterns kept float by default for ``model``'s family:
-    :data:`RNNOISE_KEEP_FLOAT` for an RNNoise port, else :data:`DEFAULT_KEEP_FLOAT` (GTCRN)."""
-    return RNNOISE_KEEP_FLOAT if _is_rnnoise(model) else DEFAULT_KEEP_FLOAT
+    """The node-name patterns kept float by default for ``model``'s family
+    (:attr:`denoisezoo.family.Family.int8_keep_float`)."""
+    return family_of(model).int8_keep_float
 
 
 # ------------------------------------------------------------------------------- BN folding
@@ -111,72 +105,13 @@ def _fold_conv_bn(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
 
 @torch.no_grad()
 def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of a GTCRN with every eval-mode BatchNorm folded into the conv before it."""
-    from denoisezoo.gtcrn.model import ConvBlock, GTConvBlock
-
+    """A copy of ``model`` with every eval-mode BatchNorm of its family's ``conv_bn_pairs``
+    folded into the conv before it (GTCRN; nothing for RNNoise)."""
     m = copy.deepcopy(model).eval()
-    for mod in m.modules():
-        if isinstance(mod, ConvBlock):
-            _fold_conv_bn(mod.conv, mod.bn)
-            mod.bn = nn.Identity()
-        elif isinstance(mod, GTConvBlock):
-            for conv, bn in (("point_conv1", "point_bn1"), ("depth_conv", "depth_bn"),
-                             ("point_conv2", "point_bn2")):
-                _fold_conv_bn(getattr(mod, conv), getattr(mod, bn))
-                setattr(mod, bn, nn.Identity())
+    for parent, conv, bn in family_of(m).conv_bn_pairs(m):
+        _fold_conv_bn(getattr(parent, conv), getattr(parent, bn))
+        setattr(parent, bn, nn.Identity())
     return m
-
-
-# ------------------------------------------------------------------------------- calibration
-def load_calibration_audio(source: str | Path | Sequence[str | Path], sample_rate: int,
-                           max_files: int = 32, max_seconds: float = 6.0) -> list[np.ndarray]:
-    """Mono waveforms at ``sample_rate`` from audio files / folders / manifests (first channel,
-    at most ``max_seconds`` each, at most ``max_files``, in sorted order)."""
-    from denoisezoo.audio import read_audio
-    from denoisezoo.datasets.corpus import list_audio_files
-    from denoisezoo.dsp.resample import resample
-
-    entries = [source] if isinstance(source, (str, Path)) else list(source)
-    files = list_audio_files(entries)[:max_files]
-    if not files:
-        raise ValueError(f"no audio files found in {entries}")
-    out = []
-    for f in files:
-        x, sr = read_audio(f)
-        x = resample(x[:, :1], sr, sample_rate)[:, 0] if sr != sample_rate else x[:, 0]
-        out.append(np.ascontiguousarray(x[: int(max_seconds * sample_rate)], np.float32))
-    return out
-
-
-@torch.no_grad()
-def calibration_feeds(model: nn.Module, audio: Iterable[np.ndarray], max_frames: int = 2000,
-                      seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """ONNX feeds ``{"frame", <state names>}`` from running the float model over ``audio``.
-
-    Every frame of every clip is processed in order (so states are the real ones); at most
-    ``max_frames`` feeds are kept, drawn uniformly without replacement.
-    """
-    from denoisezoo.dsp.stft import stft
-
-    model = model.eval()
-    g = model.geometry
-    feeds: list[dict[str, np.ndarray]] = []
-    for wav in audio:
-        spec = stft(torch.as_tensor(wav, dtype=torch.float32)[None], g)  # 1, F, T, 2
-        state = model.initial_state(1)
-        names = state._fields
-        for t in range(spec.shape[2]):
-            frame = spec[:, :, t]
-            feeds.append({"frame": frame.numpy().copy(),
-                          **{n: s.numpy().copy() for n, s in zip(names, state, strict=True)}})
-            _, state = model.step(frame, state)
-    if not feeds:
-        raise ValueError("calibration audio gave no frames")
-    if len(feeds) > max_frames:
-        rng = np.random.default_rng(seed)
-        idx = np.sort(rng.choice(len(feeds), max_frames, replace=False))
-        feeds = [feeds[i] for i in idx]
-    return feeds
 
 
 def _reader(feeds: list[dict[str, np.ndarray]]):
@@ -290,7 +225,7 @@ def quantize_step(model: nn.Module, output: str | Path, calibration: Sequence[np
     if calibrate_method not in methods:
         raise ValueError(f"calibrate_method must be one of {sorted(methods)}")
     model = model.eval()
-    rnnoise = _is_rnnoise(model)
+    family = family_of(model)
     if keep_float is None:
         keep_float = default_keep_float(model)
     folded = fold_batchnorm(model)
@@ -347,10 +282,8 @@ def quantize_step(model: nn.Module, output: str | Path, calibration: Sequence[np
             "dynamic": "uint8, ranges computed per call",
             "mixed": f"MatMul/Gemm inputs uint8 calibrated {calibrate_method}; Conv inputs "
                      "uint8 with ranges computed per call"}[mode],
-        "float_op_types": (["MatMul (DSP front end)", "Gather", "Sigmoid", "Tanh", "Relu"]
-                           if rnnoise else
-                           ["GRU", "LayerNormalization", "PRelu", "Sigmoid", "Tanh"]
-                           + (["ConvTranspose"] if mode != "static" else [])),
+        "float_op_types": list(family.int8_float_ops)
+        + (["ConvTranspose"] if mode != "static" and family.conv_bn_pairs(model) else []),
         "calibration_frames": len(feeds),
         "calibration_clips": len(calibration) if calibration else 0,
         "quantized_nodes": quantized,
@@ -364,8 +297,6 @@ def quantize_step(model: nn.Module, output: str | Path, calibration: Sequence[np
     # deviation from the float model on (a subset of) the calibration frames, run as a stream
     if calibration:
         onnx_model = OnnxStepModel(output, meta=meta)
-        from denoisezoo.dsp.stft import stft
-
         wav = torch.as_tensor(calibration[0][: 3 * model.geometry.sample_rate])[None]
         spec = stft(wav, model.geometry)
         with torch.inference_mode():

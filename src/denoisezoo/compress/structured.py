@@ -2,29 +2,10 @@
 
 Each unit is removed with every weight that produces or consumes it, so the result is a plain
 :class:`~denoisezoo.gtcrn.GTCRN` / :class:`~denoisezoo.rnnoise_port.RNNoise` built from its config
-with narrower widths. GTCRN's prunable unit groups (:data:`KINDS`):
-
-- ``gt``: hidden channels of each grouped temporal conv block (``point_conv1`` outputs, its
-  BatchNorm, the depthwise causal conv + BatchNorm, ``point_conv2`` inputs, the conv cache);
-- ``tra``: GRU hidden units of each block's temporal recurrent attention (gate rows of
-  ``weight_ih/hh`` and biases, the recurrent column of ``weight_hh``, the ``att_fc`` column);
-- ``intra``: hidden units of each dual-path block's bidirectional intra-frame grouped GRU (both
-  groups and both directions keep the same count, each chooses its own units; ``intra_fc``
-  columns);
-- ``inter``: hidden units of each dual-path block's inter-frame (time) grouped GRU (both groups
-  keep the same count; ``inter_fc`` columns; the recurrent state shrinks with them).
-
-Not pruned: the encoder/decoder width ``channels`` (it ties skips, channel shuffle and the
-LayerNorms over ``(width, channels)`` together), the stem convs and the ERB/SFE front end.
-
-RNNoise's groups (:data:`RNNOISE_KINDS`; the DSP front end and the band-gain / VAD outputs stay):
-
-- ``dense``: outputs of the input dense layer (its rows and bias; the first input rows of the VAD
-  and noise GRU kernels);
-- ``vad``, ``noise``, ``denoise``: hidden units of the three GRUs (gate columns ``[z, r, c]`` of
-  the kernel, recurrent kernel and bias, the recurrent row, and the input rows of every consumer:
-  the VAD / band-gain output layers and the next GRUs, which read ``[dense, vad, features]`` and
-  ``[vad, noise, features]``); the streaming states shrink with them.
+with narrower widths. Each family declares its prunable unit groups, the parameter slices each
+unit owns or feeds, the signals that score it and how to rebuild a narrower model
+(:class:`denoisezoo.family.Pruning`; GTCRN: :mod:`denoisezoo.gtcrn.family`, RNNoise:
+:mod:`denoisezoo.rnnoise_port.family`).
 
 Importance of a unit (:func:`unit_importance`):
 
@@ -44,206 +25,30 @@ profile is the mean of their sorted importances.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
 
-from denoisezoo.gtcrn import GTCRN, GTCRNConfig
+from denoisezoo.family import Pruning, UnitGroup
+from denoisezoo.gtcrn import GTCRN
+from denoisezoo.gtcrn.family import KINDS
+from denoisezoo.hub import family_of
 from denoisezoo.rnnoise_port import RNNoise
+from denoisezoo.rnnoise_port.family import KINDS as RNNOISE_KINDS
 
 __all__ = ["KINDS", "RNNOISE_KINDS", "UnitGroup", "unit_groups", "unit_importance",
            "select_units", "prune_structured", "apply_keep"]
 
-KINDS = ("gt", "tra", "intra", "inter")
-RNNOISE_KINDS = ("dense", "vad", "noise", "denoise")
 _GATES = 3  # GRU gates stacked along one axis (torch: r, z, n rows; Keras: z, r, c columns)
 
 
-@dataclass(frozen=True)
-class UnitGroup:
-    """One prunable group: ``subs`` sub-groups (module prefix, direction suffix) sharing a count.
-
-    ``kind`` is one of :data:`KINDS` / :data:`RNNOISE_KINDS`; ``index`` is the block (GT blocks
-    encoder then decoder, or dual-path blocks; 0 for RNNoise); ``size`` the units per sub-group.
-    """
-
-    kind: str
-    index: int
-    prefix: str
-    subs: tuple[str, ...]
-    size: int
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}{self.index}"
-
-
-def _gt_blocks(model: GTCRN) -> list[tuple[str, nn.Module]]:
-    n_dil = len(model.config.dilations)
-    enc = [(f"encoder.en_convs.{i + model.n_stem}", m)
-           for i, m in enumerate(list(model.encoder.en_convs)[model.n_stem:])]
-    dec = [(f"decoder.de_convs.{i}", m) for i, m in enumerate(list(model.decoder.de_convs)[:n_dil])]
-    return enc + dec
-
-
-def _gtcrn_groups(model: GTCRN, kinds: Sequence[str]) -> list[UnitGroup]:
-    out: list[UnitGroup] = []
-    blocks = _gt_blocks(model)
-    for kind in kinds:
-        if kind == "gt":
-            out += [UnitGroup("gt", j, p, ("",), b.depth_conv.weight.shape[0])
-                    for j, (p, b) in enumerate(blocks)]
-        elif kind == "tra":
-            out += [UnitGroup("tra", j, f"{p}.tra", ("att_gru",), b.tra.att_gru.hidden_size)
-                    for j, (p, b) in enumerate(blocks)]
-        elif kind == "intra":
-            out += [UnitGroup("intra", k, f"dpgrnn.{k}", ("intra_rnn.rnn1:", "intra_rnn.rnn1:_reverse",
-                                                           "intra_rnn.rnn2:", "intra_rnn.rnn2:_reverse"),
-                              dp.intra_rnn.rnn1.hidden_size) for k, dp in enumerate(model.dpgrnn)]
-        elif kind == "inter":
-            out += [UnitGroup("inter", k, f"dpgrnn.{k}", ("inter_rnn.rnn1:", "inter_rnn.rnn2:"),
-                              dp.inter_rnn.rnn1.hidden_size) for k, dp in enumerate(model.dpgrnn)]
-    return out
-
-
-# ----------------------------------------------------------------------------- parameter slices
-def _is_deconv(model: GTCRN, group: UnitGroup) -> bool:
-    return group.prefix.startswith("decoder.")
-
-
-def _gtcrn_slices(model: GTCRN, g: UnitGroup, sub: str) -> list[tuple[str, int, str]]:
-    p = g.prefix
-    if g.kind == "gt":
-        dec = _is_deconv(model, g)
-        res = [(f"{p}.point_conv1.weight", 1 if dec else 0, "unit"),
-               (f"{p}.point_conv1.bias", 0, "unit")]
-        for bn in ("point_bn1", "depth_bn"):
-            res += [(f"{p}.{bn}.{n}", 0, "unit") for n in ("weight", "bias", "running_mean",
-                                                          "running_var")]
-        res += [(f"{p}.depth_conv.weight", 0, "unit"), (f"{p}.depth_conv.bias", 0, "unit"),
-                (f"{p}.point_conv2.weight", 0 if dec else 1, "unit")]
-        return res
-    if g.kind == "tra":
-        gru = f"{p}.att_gru"
-        return [(f"{gru}.weight_ih_l0", 0, "gate"), (f"{gru}.weight_hh_l0", 0, "gate"),
-                (f"{gru}.weight_hh_l0", 1, "unit"), (f"{gru}.bias_ih_l0", 0, "gate"),
-                (f"{gru}.bias_hh_l0", 0, "gate"), (f"{p}.att_fc.weight", 1, "out:0")]
-    mod, suffix = sub.split(":")
-    gru = f"{p}.{mod}"
-    h = g.size
-    if g.kind == "intra":  # fc input = [rnn1 fwd, rnn1 bwd, rnn2 fwd, rnn2 bwd], h each
-        offset = (0 if mod.endswith("rnn1") else 2 * h) + (h if suffix else 0)
-        fc = f"{p}.intra_fc.weight"
-    else:  # inter: fc input = [rnn1, rnn2]
-        offset = 0 if mod.endswith("rnn1") else h
-        fc = f"{p}.inter_fc.weight"
-    return [(f"{gru}.weight_ih_l0{suffix}", 0, "gate"), (f"{gru}.weight_hh_l0{suffix}", 0, "gate"),
-            (f"{gru}.weight_hh_l0{suffix}", 1, "unit"), (f"{gru}.bias_ih_l0{suffix}", 0, "gate"),
-            (f"{gru}.bias_hh_l0{suffix}", 0, "gate"), (fc, 1, f"out:{offset}")]
-
-
-def _gtcrn_signals(model: GTCRN, g: UnitGroup) -> list[tuple[nn.Module, str, int, int]]:
-    mods = dict(model.named_modules())
-    if g.kind == "gt":
-        return [(mods[f"{g.prefix}.point_conv2"], "pre", 1, 0)]
-    if g.kind == "tra":
-        return [(mods[f"{g.prefix}.att_gru"], "out", -1, 0)]
-    res = []
-    for sub in g.subs:
-        mod, suffix = sub.split(":")
-        res.append((mods[f"{g.prefix}.{mod}"], "out", -1, g.size if suffix else 0))
-    return res
-
-
-def _gtcrn_rebuild(model: GTCRN, groups: dict[str, UnitGroup], counts: dict[str, int]) -> GTCRN:
-    cfg = model.config
-    width = {"gt": list(cfg.block_hidden), "tra": list(cfg.block_tra_hidden),
-             "intra": list(cfg.dp_intra_hidden), "inter": list(cfg.dp_inter_hidden)}
-    for key, n in counts.items():
-        g = groups[key]  # the dual-path GRUs' config width counts both groups / directions
-        width[g.kind][g.index] = 2 * n if g.kind in ("intra", "inter") else n
-    new_cfg = replace(cfg, hidden_channels=tuple(width["gt"]), tra_hidden=tuple(width["tra"]),
-                      intra_hidden=tuple(width["intra"]), inter_hidden=tuple(width["inter"]))
-    return GTCRN(_canonical(new_cfg))
-
-
-def _canonical(cfg: GTCRNConfig) -> GTCRNConfig:
-    """Drop width tuples that equal the defaults (an unpruned config stays the paper config)."""
-    base = replace(cfg, hidden_channels=None, tra_hidden=None, intra_hidden=None, inter_hidden=None)
-    kw = {}
-    for name, default in (("hidden_channels", base.block_hidden), ("tra_hidden", base.block_tra_hidden),
-                          ("intra_hidden", base.dp_intra_hidden), ("inter_hidden", base.dp_inter_hidden)):
-        v = getattr(cfg, name)
-        kw[name] = None if v is None or tuple(v) == tuple(default) else v
-    return replace(base, **kw)
-
-
-# ----------------------------------------------------------------------------- RNNoise
-_RNN_MODULE = {"dense": "input_dense", "vad": "vad_gru", "noise": "noise_gru",
-               "denoise": "denoise_gru"}
-
-
-def _rnnoise_groups(model: RNNoise, kinds: Sequence[str]) -> list[UnitGroup]:
-    return [UnitGroup(k, 0, _RNN_MODULE[k], ("",), getattr(model.config, f"{k}_size"))
-            for k in kinds]
-
-
-def _rnnoise_slices(model: RNNoise, g: UnitGroup, sub: str) -> list[tuple[str, int, str]]:
-    cfg = model.config
-    d, v = cfg.dense_size, cfg.vad_size
-    if g.kind == "dense":  # Linear rows; first input rows of the VAD and noise GRU kernels
-        return [("input_dense.weight", 0, "unit"), ("input_dense.bias", 0, "unit"),
-                ("vad_gru.kernel", 0, "out:0"), ("noise_gru.kernel", 0, "out:0")]
-    gru = g.prefix  # KerasGRU: kernel (I, 3N), recurrent_kernel (N, 3N), bias (3N); gates [z, r, c]
-    own = [(f"{gru}.kernel", 1, "gate"), (f"{gru}.recurrent_kernel", 1, "gate"),
-           (f"{gru}.recurrent_kernel", 0, "unit"), (f"{gru}.bias", 0, "gate")]
-    consumers = {  # noise reads [dense, vad, feats], denoise reads [vad, noise, feats]
-        "vad": [("vad_output.weight", 1, "unit"), ("noise_gru.kernel", 0, f"out:{d}"),
-                ("denoise_gru.kernel", 0, "out:0")],
-        "noise": [("denoise_gru.kernel", 0, f"out:{v}")],
-        "denoise": [("denoise_output.weight", 1, "unit")],
-    }
-    return own + consumers[g.kind]
-
-
-def _rnnoise_signals(model: RNNoise, g: UnitGroup) -> list[tuple[nn.Module, str, int, int]]:
-    # the dense layer's pre-activation: a removed unit is a zero pre-activation (tanh(0) = 0)
-    return [(getattr(model, g.prefix), "out", -1, 0)]
-
-
-def _rnnoise_rebuild(model: RNNoise, groups: dict[str, UnitGroup], counts: dict[str, int]
-                     ) -> RNNoise:
-    sizes = {f"{groups[k].kind}_size": n for k, n in counts.items()}  # RNNoiseConfig fields
-    return RNNoise(replace(model.config, **sizes))
-
-
-# ----------------------------------------------------------------------------- families
-@dataclass(frozen=True)
-class _Family:
-    """How structured pruning sees one model class (groups, parameter slices, signals, rebuild)."""
-
-    kinds: tuple[str, ...]
-    groups: Callable[[nn.Module, Sequence[str]], list[UnitGroup]]
-    slices: Callable[[nn.Module, UnitGroup, str], list[tuple[str, int, str]]]
-    signals: Callable[[nn.Module, UnitGroup], list[tuple[nn.Module, str, int, int]]]
-    rebuild: Callable[[nn.Module, dict[str, UnitGroup], dict[str, int]], nn.Module]
-
-
-_FAMILIES: dict[type, _Family] = {
-    GTCRN: _Family(KINDS, _gtcrn_groups, _gtcrn_slices, _gtcrn_signals, _gtcrn_rebuild),
-    RNNoise: _Family(RNNOISE_KINDS, _rnnoise_groups, _rnnoise_slices, _rnnoise_signals,
-                     _rnnoise_rebuild),
-}
-
-
-def _family(model: nn.Module) -> _Family:
-    for cls, fam in _FAMILIES.items():
-        if isinstance(model, cls):
-            return fam
-    raise TypeError(f"structured pruning supports GTCRN and RNNoise models, got "
-                    f"{type(model).__name__}")
+def _family(model: nn.Module) -> Pruning:
+    fam = family_of(model, strict=False)
+    if fam is None or fam.pruning is None:
+        raise TypeError(f"structured pruning does not support {type(model).__name__} (no pruning "
+                        "tables in its family)")
+    return fam.pruning
 
 
 def unit_groups(model: GTCRN | RNNoise, kinds: Sequence[str] | None = None) -> list[UnitGroup]:
@@ -294,7 +99,7 @@ def _magnitude(model: nn.Module, g: UnitGroup, sub: str, p: float) -> torch.Tens
 def _taylor(model: nn.Module, groups: Sequence[UnitGroup],
             batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, list[torch.Tensor]]:
     from denoisezoo.dsp.stft import istft, stft
-    from denoisezoo.training.losses import HybridLoss
+    from denoisezoo.nn.losses import HybridLoss
 
     signals = _family(model).signals
     loss_fn = HybridLoss()

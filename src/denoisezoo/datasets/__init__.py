@@ -24,12 +24,13 @@ __all__ = [
     "item_rng",
     "list_audio_files",
     "shared_datamodule",
+    "calibration_pairs",
 ]
 
 
 def __getattr__(name: str):
     # Lightning is imported only by whoever uses the DataModule
-    if name in ("MixDataModule", "shared_datamodule"):
+    if name in ("MixDataModule", "shared_datamodule", "calibration_pairs"):
         from denoisezoo.datasets import datamodule
 
         return getattr(datamodule, name)

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from denoisezoo.datasets.mixing import DynamicMixDataset, EpochSampler
@@ -162,3 +163,13 @@ def shared_datamodule(shared_root: str | Path, sample_rate: int = 16000, **kwarg
                        sample_rate=sample_rate, **kwargs)
     dm.setup("fit")
     return dm
+
+
+def calibration_pairs(shared_root: str | Path, sample_rate: int, count: int = 16,
+                      seconds: float = 2.0, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``count`` ``(noisy, clean)`` training mixtures of ``seconds`` each from the ``../shared``
+    training data (never the dev set): the calibration audio of INT8 steps (the noisy halves) and
+    the Taylor-pruning batches in scripts and benchmarks."""
+    dm = shared_datamodule(shared_root, sample_rate, segment_seconds=seconds, batch_size=1,
+                           num_workers=0, train_length=count, val_length=1, seed=seed)
+    return [(n.numpy(), c.numpy()) for n, c in (dm.train_set[i] for i in range(count))]

@@ -228,7 +228,8 @@ def to_backend(model: Any, backend: str, write: Callable[[str], None] = print) -
     import tempfile
     import warnings
 
-    from denoisezoo.streaming.onnx_step import OnnxStepModel, export_onnx
+    from denoisezoo.export.onnx import export_onnx
+    from denoisezoo.streaming import OnnxStepModel
 
     name = getattr(model, "checkpoint_meta", {}).get("name") or type(model).__name__
     try:

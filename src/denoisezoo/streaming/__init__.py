@@ -1,21 +1,30 @@
-"""Frame-by-frame inference: streaming sessions over any streamable model, ONNX step export.
+"""Running models frame by frame: streaming sessions over any streamable model or exported step.
 
 - :class:`Streamer`: feed/flush/reset session with any chunk size, latency budget + fallback,
   per-hop timing and :meth:`Streamer.calibrate`.
-- :func:`export_onnx` / :class:`OnnxStepModel`: the model's ``step`` on ONNX Runtime, usable by
-  :class:`Streamer` like the PyTorch model.
+- Runtimes for exported steps, usable by :class:`Streamer` like the PyTorch model:
+  :class:`OnnxStepModel` (ONNX Runtime), :class:`LiteRTStepModel` (LiteRT), both on
+  :class:`~denoisezoo.streaming.backend.FrameStepBackend`.
+
+Nothing here converts a model: exporting is :mod:`denoisezoo.export`.
 """
 
-from denoisezoo.streaming.onnx_step import DEFAULT_OPSET, OnnxStepModel, export_onnx, sidecar_path
+from denoisezoo.streaming.backend import FrameStepBackend, read_sidecar, sidecar_path
+from denoisezoo.streaming.litert_runtime import LiteRTStepModel, LiteRTUnavailableError, litert_available
+from denoisezoo.streaming.onnx_runtime import OnnxStepModel, make_session
 from denoisezoo.streaming.streamer import FALLBACKS, CalibrationResult, StreamableModel, Streamer
 
 __all__ = [
-    "DEFAULT_OPSET",
     "FALLBACKS",
     "CalibrationResult",
+    "FrameStepBackend",
+    "LiteRTStepModel",
+    "LiteRTUnavailableError",
     "OnnxStepModel",
     "StreamableModel",
     "Streamer",
-    "export_onnx",
+    "litert_available",
+    "make_session",
+    "read_sidecar",
     "sidecar_path",
 ]

@@ -17,25 +17,12 @@ import torch
 
 from denoisezoo.dsp.stft import StftGeometry
 
-__all__ = ["FrameStepBackend", "sidecar_path", "read_sidecar", "export_paths"]
+__all__ = ["FrameStepBackend", "sidecar_path", "read_sidecar"]
 
 
 def sidecar_path(model_path: str | Path) -> Path:
     """The JSON sidecar written beside an exported step (``model.onnx`` -> ``model.json``)."""
     return Path(model_path).with_suffix(".json")
-
-
-def export_paths(path: str | Path, suffix: str, overwrite: bool) -> tuple[Path, Path]:
-    """Check an export target: ``(model path, sidecar path)``; refuses an existing file of either
-    without ``overwrite`` and a name that does not end in ``suffix``."""
-    path = Path(path)
-    if path.suffix != suffix:
-        raise ValueError(f"{path}: the output file name must end in {suffix}")
-    side = sidecar_path(path)
-    for p in (path, side):
-        if p.exists() and not overwrite:
-            raise FileExistsError(f"{p}: exists (use --overwrite to replace it)")
-    return path, side
 
 
 def read_sidecar(model_path: Path, meta: dict[str, Any] | None, fmt: str, writer: str) -> dict[str, Any]:

@@ -33,7 +33,7 @@ def test_denoise_one_file_matches_offline(wav_file, tmp_path, ckpt):
     x, _ = sf.read(src, dtype="float32")
     info_in, info_out = sf.info(src), sf.info(out)
     assert (sr, len(y), info_out.subtype) == (16000, len(x), info_in.subtype)
-    from denoisezoo.hub import load_model
+    from denoisezoo import load_model
 
     ref = enhance(load_model(ckpt), torch.from_numpy(x)).numpy()
     assert np.abs(y - np.clip(ref, -1, 1)).max() < 2 / 32768  # PCM_16 quantisation
@@ -83,7 +83,7 @@ def test_ogg_vorbis_in_and_out(wav_file, tmp_path, ckpt):
 
 
 def test_multichannel_is_per_channel(tmp_path, ckpt):
-    from denoisezoo.hub import load_model
+    from denoisezoo import load_model
 
     model = load_model(ckpt)
     rng = np.random.default_rng(3)
@@ -95,7 +95,7 @@ def test_multichannel_is_per_channel(tmp_path, ckpt):
 
 def test_long_file_chunked_equals_whole(tmp_path, ckpt):
     """Block-wise processing (with resampling) equals processing the whole signal at once."""
-    from denoisezoo.hub import load_model
+    from denoisezoo import load_model
 
     model = load_model(ckpt)
     rng = np.random.default_rng(1)
@@ -159,8 +159,7 @@ def test_never_overwrites_without_flag(wav_file, tmp_path, ckpt, capsys):
 
 
 def test_interrupted_run_leaves_no_file(wav_file, tmp_path, ckpt, monkeypatch):
-    from denoisezoo import api
-    from denoisezoo.hub import load_model
+    from denoisezoo import api, load_model
 
     src = wav_file(seconds=2.0)
     calls = {"n": 0}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_tts_speech.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_tts_speech.py"
 pytestmark = pytest.mark.skipif(shutil.which("flite") is None,
                                 reason="flite not installed (apt-get install flite)")
 

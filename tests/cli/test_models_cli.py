@@ -62,7 +62,7 @@ def test_every_shipped_model_is_listed_and_loadable(capsys):
 
 @pytest.mark.parametrize("name", sorted(hub.shipped_models()))
 def test_denoise_cli_takes_every_shipped_model(name, tmp_path):
-    src = Path(__file__).resolve().parents[1] / "examples" / "noisy_example.wav"
+    src = Path(__file__).resolve().parents[2] / "examples" / "noisy_example.wav"
     out = tmp_path / "out.wav"
     assert main(["denoise", str(src), "-o", str(out), "--model", name]) == 0
     x, sr = sf.read(src, dtype="float32")

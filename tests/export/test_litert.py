@@ -19,15 +19,11 @@ from conftest import speechlike
 from torch import nn
 
 from denoisezoo.cli import main
+from denoisezoo.export import litert
+from denoisezoo.export.litert import ExactConvTranspose, conv_transpose2d_exact, export_tflite
 from denoisezoo.gtcrn import gtcrn_tiny
-from denoisezoo.streaming import Streamer, litert
-from denoisezoo.streaming.litert import (
-    ExactConvTranspose,
-    LiteRTStepModel,
-    LiteRTUnavailableError,
-    conv_transpose2d_exact,
-    export_tflite,
-)
+from denoisezoo.rnnoise_port.family import FAMILY as RNNOISE_FAMILY
+from denoisezoo.streaming import LiteRTStepModel, LiteRTUnavailableError, Streamer
 
 # relative spectral error vs PyTorch on held-out speech-like audio, gtcrn_tiny (seed 1234),
 # 120 calibration frames; measured 0.160 (int8) and 0.014 (int16x8): bounds with ~1.6-2x margin
@@ -264,7 +260,8 @@ def test_load_tflite_without_interpreter_says_what_to_install(tmp_path, monkeypa
                                                                capsys):
     import sys
 
-    from denoisezoo.hub import CheckpointError, load_model
+    from denoisezoo import load_model
+    from denoisezoo.hub import CheckpointError
 
     for mod in ("ai_edge_litert", "ai_edge_litert.interpreter"):
         monkeypatch.setitem(sys.modules, mod, None)  # import raises ImportError, as if absent
@@ -285,8 +282,8 @@ def test_load_tflite_without_interpreter_says_what_to_install(tmp_path, monkeypa
 
 @pytest.mark.slow
 def test_load_model_tflite_is_a_drop_in_model(tiny_float):
-    from denoisezoo.compress import LiteRTModel
-    from denoisezoo.hub import load_model
+    from denoisezoo import load_model
+    from denoisezoo.export import LiteRTModel
 
     model, path, _ = tiny_float
     lite = load_model(path)
@@ -417,7 +414,7 @@ def test_rnnoise_quantized_tflite_within_bound(tmp_path, monkeypatch):
                              activation_bits=bits, check_frames=100, float_tflite=fl)
         rec = meta["compression"]
         assert meta["precision"] == ("int8" if bits == 8 else "int16x8")
-        assert rec["integer_scope"] == litert.QUANT_SCOPES["rnnoise"]
+        assert rec["integer_scope"] == RNNOISE_FAMILY.litert_quant_scope
         assert meta["check_rel_err"] < bound
         # the network is integer: every GRU / dense FULLY_CONNECTED computes on int8 weights
         fb = fbu.read_model(str(q))

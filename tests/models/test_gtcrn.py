@@ -4,6 +4,7 @@ import soundfile as sf
 import torch
 from conftest import randomised
 
+from denoisezoo import load_model
 from denoisezoo.api import enhance
 from denoisezoo.gtcrn import (
     GTCRN,
@@ -14,7 +15,7 @@ from denoisezoo.gtcrn import (
     gtcrn_tiny,
     load_official_checkpoint,
 )
-from denoisezoo.hub import build_model, load_model, save_checkpoint
+from denoisezoo.hub import build_model, save_checkpoint
 from denoisezoo.profile import count_parameters, macs_per_second
 
 PRESETS = [gtcrn_tiny, gtcrn_half, gtcrn, gtcrn_large]
@@ -74,19 +75,6 @@ def test_batch_equals_items():
         batched = model(spec)
         single = torch.cat([model(spec[i : i + 1]) for i in range(3)])
     torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-4)
-
-
-def test_step_equals_forward():
-    model = randomised(gtcrn_tiny)
-    spec = torch.randn(1, 257, 20, 2)
-    with torch.no_grad():
-        ref = model(spec)
-        state = model.initial_state(1)
-        outs = []
-        for t in range(spec.shape[2]):
-            o, state = model.step(spec[:, :, t], state)
-            outs.append(o)
-    torch.testing.assert_close(torch.stack(outs, 2), ref, atol=1e-5, rtol=0)
 
 
 def test_gradients_flow_to_all_learnable_parameters():

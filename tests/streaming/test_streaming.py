@@ -83,20 +83,6 @@ def test_states_carried_across_calls_match_offline_prefix(model):
         assert (a - b).abs().max() <= TOL, name
 
 
-def test_step_frame_by_frame_equals_forward(model):
-    spec = torch.randn(2, 257, 40, 2)
-    with torch.inference_mode():
-        ref, ref_state = model.forward_stateful(spec, None)
-        state = model.initial_state(2)
-        outs = []
-        for t in range(spec.shape[2]):
-            o, state = model.step(spec[:, :, t], state)
-            outs.append(o)
-    assert (torch.stack(outs, dim=2) - ref).abs().max() <= TOL
-    for name, a, b in zip(ref_state._fields, state, ref_state, strict=True):
-        assert (a - b).abs().max() <= TOL, name
-
-
 def test_flush_then_feed_again_is_a_clean_restart(tiny):
     x1, x2 = _signal(3000, seed=1), _signal(2500, seed=2)
     s = Streamer(tiny)

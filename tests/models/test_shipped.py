@@ -10,7 +10,7 @@ import denoisezoo
 from denoisezoo.evaluation.metrics import estoi, pesq, si_sdr
 from denoisezoo.hub import shipped_models
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 # measured once per shipped checkpoint (update when the weights change): PESQ-wb, ESTOI, SI-SDR of
 # the enhanced bundled example against its clean reference (noisy input: 1.114, 0.718, 4.98 dB)
@@ -59,3 +59,17 @@ def test_shipped_model_keeps_the_sign_of_speech(name):
 
     assert np.corrcoef(y, clean)[0, 1] > 0.8
     assert snr(y) > snr(x) + 2
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_shipped_model_card_is_the_docs_card(name, capsys):
+    """The card embedded in the weights is docs/models/NAME.md, and `denoisezoo models NAME`
+    prints it (re-embed after editing: scripts/ship_model.py WEIGHTS --update-card)."""
+    from denoisezoo.cli import main
+    from denoisezoo.hub import model_card
+
+    doc = EXAMPLES.parent / "docs" / "models" / f"{name}.md"
+    assert doc.is_file(), f"{doc} missing"
+    assert model_card(name) == doc.read_text()
+    assert main(["models", name]) == 0
+    assert capsys.readouterr().out.strip() == doc.read_text().strip()

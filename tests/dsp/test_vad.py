@@ -126,7 +126,7 @@ def test_streamer_vad_needs_flag_and_fallback_repeats_last():
 
 def test_vad_tracks_speech_with_official_gtcrn():
     """Trained model: speech frames score high, noise-only frames low (official DNS3 weights)."""
-    from denoisezoo.hub import load_model
+    from denoisezoo import load_model
 
     tar = shared_file("reference/gtcrn/checkpoints/stream_onnx_models__model_trained_on_dns3.tar")
     speech = shared_file("data/speech/dev/it/" + sorted(

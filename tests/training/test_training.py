@@ -15,8 +15,9 @@ import torch
 import yaml
 from conftest import speechlike
 
+from denoisezoo import load_model
 from denoisezoo.gtcrn import gtcrn_tiny
-from denoisezoo.hub import load_model, save_checkpoint
+from denoisezoo.hub import save_checkpoint
 from denoisezoo.training import (
     DistillationSystem,
     EnhancementSystem,
@@ -31,7 +32,7 @@ from denoisezoo.training import (
 from denoisezoo.training.averaging import average_checkpoints, average_state_dicts
 from denoisezoo.training.system import capture_features, feature_loss
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ----------------------------------------------------------------------------- losses

@@ -1,4 +1,4 @@
-"""ONNX export of a streamable model's ``step`` and an ONNX Runtime backend for :class:`Streamer`.
+"""ONNX export of a streamable model's ``step`` (run by :class:`~denoisezoo.streaming.OnnxStepModel`).
 
 The exported graph is the one-frame step with every state tensor as an explicit input and output::
 
@@ -8,7 +8,8 @@ The exported graph is the one-frame step with every state tensor as an explicit 
     outputs: out (1, F, 2), then the next state tensors named "<name>_out" in the same order
              (GTCRN: out, conv_out, tra_out, rnn_out); per-frame VAD is not exported
 
-Batch is static (1); :class:`OnnxStepModel` runs several streams one after the other. A JSON
+Batch is static (1); :class:`~denoisezoo.streaming.OnnxStepModel` runs several streams one after
+the other. A JSON
 sidecar next to the ``.onnx`` file (same stem, ``.json``) records the geometry, the input and
 output names and shapes, the batch axis of each state tensor, the opset and the source model.
 
@@ -27,21 +28,32 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from denoisezoo.audio import refuse_existing
 from denoisezoo.dsp.stft import StftGeometry
-from denoisezoo.streaming.backend import FrameStepBackend, export_paths, read_sidecar, sidecar_path
+from denoisezoo.hub import family_of
+from denoisezoo.streaming.backend import sidecar_path
+from denoisezoo.streaming.onnx_runtime import SIDECAR_FORMAT, OnnxStepModel
 
-__all__ = ["DEFAULT_OPSET", "export_onnx", "OnnxStepModel", "sidecar_path", "make_session"]
+__all__ = ["DEFAULT_OPSET", "export_onnx", "export_paths"]
 
 DEFAULT_OPSET = 17
-SIDECAR_FORMAT = "denoisezoo-onnx-step"
+
+
+def export_paths(path: str | Path, suffix: str, overwrite: bool) -> tuple[Path, Path]:
+    """Check an export target: ``(model path, sidecar path)``; refuses an existing file of either
+    without ``overwrite`` and a name that does not end in ``suffix``."""
+    path = Path(path)
+    if path.suffix != suffix:
+        raise ValueError(f"{path}: the output file name must end in {suffix}")
+    side = sidecar_path(path)
+    refuse_existing([path, side], overwrite)
+    return path, side
 
 
 class _StepGraph(nn.Module):
@@ -107,7 +119,7 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET,
         "format": SIDECAR_FORMAT,
         "format_version": 1,
         "name": name or getattr(model, "checkpoint_meta", {}).get("name") or type(model).__name__,
-        "family": type(model).__name__,
+        "family": family_of(model).name,
         "config": cfg.to_dict() if hasattr(cfg, "to_dict") else None,
         "geometry": {"sample_rate": g.sample_rate, "n_fft": g.n_fft, "hop_length": g.hop_length,
                      "window": g.window},
@@ -136,60 +148,3 @@ def _check(model: nn.Module, onnx_model: OnnxStepModel, frames: int, seed: int =
         ref = model.forward_stateful(spec, None)[0]
     got = onnx_model.forward_stateful(spec, None)[0]
     return float((ref - got).abs().max())
-
-
-def make_session(path: str | Path, threads: int = 1):
-    """An ONNX Runtime CPU session tuned for one small step per call (``threads`` intra-op)."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-class OnnxStepModel(FrameStepBackend):
-    """An exported step run by ONNX Runtime, usable wherever a streamable model is.
-
-    Same interface as the PyTorch model for :class:`~denoisezoo.streaming.Streamer`:
-    ``geometry``, ``initial_state(batch)``, ``forward_stateful(spec, state)`` (loops over frames,
-    one ``session.run`` per frame and stream) and ``step(frame, state)``. The state is a tuple of
-    numpy arrays in the exported order (``state_names``), batch on the axes of the sidecar.
-
-    Args:
-        path: the ``.onnx`` file (its JSON sidecar must sit beside it, or pass ``meta``).
-        threads: ONNX Runtime intra-op threads (1 for real-time use next to other work).
-        meta: sidecar metadata, if not read from disk.
-
-    Example:
-        >>> import tempfile
-        >>> from denoisezoo.gtcrn import gtcrn_tiny
-        >>> from denoisezoo.streaming import Streamer
-        >>> path = Path(tempfile.mkdtemp()) / "tiny.onnx"
-        >>> meta = export_onnx(gtcrn_tiny(), path)
-        >>> [t["name"] for t in meta["inputs"]], [t["name"] for t in meta["outputs"]]
-        (['frame', 'conv', 'tra', 'rnn'], ['out', 'conv_out', 'tra_out', 'rnn_out'])
-        >>> s = Streamer(OnnxStepModel(path))
-        >>> y = torch.cat([s.feed(torch.randn(700)), s.flush()])
-        >>> y.shape[0] == s.delay + 700, s.backend
-        (True, 'onnxruntime')
-    """
-
-    backend = "onnxruntime"
-
-    def __init__(self, path: str | Path, threads: int = 1, meta: dict[str, Any] | None = None):
-        self._init_layout(path, read_sidecar(Path(path), meta, SIDECAR_FORMAT, "export_onnx"))
-        self.session = make_session(self.path, threads)
-        got = [i.name for i in self.session.get_inputs()]
-        if got != ["frame", *self.state_names]:
-            raise ValueError(f"{self.path}: graph inputs {got} do not match the sidecar")
-        self._out_names = ["out", *[f"{n}_out" for n in self.state_names]]
-
-    def _run(self, frame: np.ndarray, state: Sequence[np.ndarray]) -> list[np.ndarray]:
-        feeds = dict(zip(self.state_names, state, strict=True))
-        feeds["frame"] = frame
-        return self.session.run(self._out_names, feeds)

@@ -13,7 +13,7 @@ import soundfile as sf
 from denoisezoo.datasets import CorpusError, PairedDataset
 from denoisezoo.datasets.devset import build_devset
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 pytestmark = pytest.mark.skipif(not (SHARED / "data" / "speech" / "dev").is_dir(),
                                 reason=f"shared data folder not found at {SHARED}")
 

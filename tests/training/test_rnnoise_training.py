@@ -20,7 +20,7 @@ from denoisezoo.rnnoise_port import (
 from denoisezoo.training import EnhancementSystem
 from denoisezoo.training.losses import RNNoiseLoss
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 CFG = RNNoiseConfig()
 
