@@ -2,7 +2,8 @@
 
 The rewrite and error-path tests always run. The conversion tests need the ``litert`` extra
 (``ai-edge-litert`` + ``ai-edge-quantizer``) in this environment and a litert-torch converter
-(``$DENOISEZOO_LITERT_PYTHON`` or ``litert_torch`` importable); they skip otherwise, or fail
+(``denoisezoo export tflite --install-converter`` once,
+``$DENOISEZOO_LITERT_PYTHON``, or ``litert_torch`` importable); they skip otherwise, or fail
 when ``DENOISEZOO_REQUIRE_LITERT=1`` (set it in CI). One float conversion of gtcrn_tiny takes
 60-100 s here, so it is done once per module.
 """
@@ -19,7 +20,7 @@ from conftest import speechlike
 from torch import nn
 
 from denoisezoo.cli import main
-from denoisezoo.export import litert
+from denoisezoo.export import litert, litert_env
 from denoisezoo.export.litert import ExactConvTranspose, conv_transpose2d_exact, export_tflite
 from denoisezoo.gtcrn import gtcrn_tiny
 from denoisezoo.rnnoise_port.family import FAMILY as RNNOISE_FAMILY
@@ -29,6 +30,14 @@ from denoisezoo.streaming import LiteRTStepModel, LiteRTUnavailableError, Stream
 # 120 calibration frames; measured 0.160 (int8) and 0.014 (int16x8): bounds with ~1.6-2x margin
 INT8_REL_BOUND = 0.25
 INT16X8_REL_BOUND = 0.03
+
+
+def _no_converter(monkeypatch, tmp_path) -> None:
+    """As on a machine without the converter: no env var, no default venv, no litert_torch here."""
+    monkeypatch.delenv(litert_env.CONVERTER_ENV, raising=False)
+    monkeypatch.setattr(litert_env, "DEFAULT_DIR", tmp_path / "no-converter")
+    for mod in (litert, litert_env):
+        monkeypatch.setattr(mod, "_litert_torch_here", lambda: False)
 
 
 # ---------------------------------------------------------------------------- always run
@@ -72,27 +81,64 @@ def test_rewrite_keeps_gtcrn_step():
 
 
 def test_export_without_converter_says_what_to_install(tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv(litert.CONVERTER_ENV, raising=False)
-    monkeypatch.setattr(litert, "_litert_torch_here", lambda: False)
+    _no_converter(monkeypatch, tmp_path)
     out = tmp_path / "m.tflite"
     with pytest.raises(LiteRTUnavailableError, match="litert-torch==0.10"):
         export_tflite(gtcrn_tiny(), out)
     assert main(["export", "tflite", "--preset", "gtcrn_tiny", "-o", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "pip install" in err and litert.CONVERTER_ENV in err and "typing-extensions" in err
+    assert "--install-converter" in err and litert.CONVERTER_ENV in err and "typing-extensions" in err
     assert not out.exists()
 
 
 def test_unavailable_reason_names_the_missing_piece(tmp_path, monkeypatch):
-    monkeypatch.setattr(litert, "litert_available", lambda: False)
+    monkeypatch.setattr(litert_env, "litert_available", lambda: False)
     assert "pip install 'denoisezoo[litert]'" in litert.unavailable_reason()
-    monkeypatch.setattr(litert, "litert_available", lambda: True)
-    monkeypatch.setattr(litert, "_litert_torch_here", lambda: False)
-    monkeypatch.delenv(litert.CONVERTER_ENV, raising=False)
-    assert litert.CONVERTER_ENV in litert.unavailable_reason()
+    monkeypatch.setattr(litert_env, "litert_available", lambda: True)
+    _no_converter(monkeypatch, tmp_path)
+    assert "--install-converter" in litert.unavailable_reason()
     assert "not an executable" in litert.unavailable_reason(tmp_path / "python")
-    monkeypatch.setattr(litert, "_litert_torch_here", lambda: True)
+    monkeypatch.setattr(litert_env, "_litert_torch_here", lambda: True)
     assert litert.unavailable_reason() is None
+    # a converter environment at the default place is found without any setting
+    fake = litert_env._venv_python(litert_env.DEFAULT_DIR)
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(litert_env, "_litert_torch_here", lambda: False)
+    assert litert_env.converter_python() == str(fake) and litert.unavailable_reason() is None
+
+
+def test_setup_converter_makes_a_venv_and_installs_the_converter(tmp_path, monkeypatch):
+    """The one setup command: venv with this torch visible, then pip install inside it, then a
+    check; run against a local stand-in package (no network), then idempotent."""
+    import subprocess as sp
+    import zipfile
+
+    pkg = tmp_path / "litert_torch-0.10.0-py3-none-any.whl"  # a stand-in wheel, built by hand
+    info = "litert_torch-0.10.0.dist-info"
+    with zipfile.ZipFile(pkg, "w") as z:
+        z.writestr("litert_torch/__init__.py", "__version__ = 'stub'\n")
+        z.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: litert-torch\nVersion: 0.10.0\n")
+        z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                    "Tag: py3-none-any\n")
+        z.writestr(f"{info}/RECORD", "")
+    calls = []
+    real_run = sp.run
+    monkeypatch.setattr(litert_env.subprocess, "run",
+                        lambda cmd, **kw: calls.append(cmd) or real_run(cmd, **kw))
+    env = tmp_path / "conv"
+    py = litert_env.setup_converter(env, requirement=str(pkg),
+                                    pip_args=("--no-index",))
+    assert py == litert_env._venv_python(env) and py.is_file()
+    assert calls[0][1:3] == ["-m", "venv"] and "--system-site-packages" in calls[0]
+    assert calls[1][0] == str(py) and calls[1][1:4] == ["-m", "pip", "install"]
+    n = len(calls)
+    assert litert_env.setup_converter(env, requirement="never-installed") == py  # reused
+    assert len(calls) == n + 1  # only the probe ran
+    out = real_run([str(py), "-c", "import torch, litert_torch; print(litert_torch.__version__)"],
+                   capture_output=True, text=True)
+    assert out.stdout.strip() == "stub"  # this environment's torch is visible in the venv
 
 
 def test_export_rejects_bad_converter_path_and_names(tmp_path):
@@ -180,8 +226,7 @@ def _int8_export(tiny_float, tmp_path, monkeypatch, bits: int):
     """``export_tflite(int8=True)`` on gtcrn_tiny, reusing the fixture's float conversion
     (``float_tflite``: no converter needed)."""
     model, path, _ = tiny_float
-    monkeypatch.setattr(litert, "_litert_torch_here", lambda: False)
-    monkeypatch.delenv(litert.CONVERTER_ENV, raising=False)
+    _no_converter(monkeypatch, tmp_path)
     audio = [speechlike(16000 * 3, seed=s) for s in (1, 2)]
     q = tmp_path / f"tiny_w8a{bits}.tflite"
     meta = export_tflite(model, q, int8=True, calibration=audio, max_calibration_frames=120,
@@ -401,8 +446,7 @@ def test_rnnoise_quantized_tflite_within_bound(tmp_path, monkeypatch):
     model = rnnoise_tiny().eval()
     fl = tmp_path / "rn.tflite"
     export_tflite(model, fl)
-    monkeypatch.setattr(litert, "_litert_torch_here", lambda: False)  # reuse fl, no converter
-    monkeypatch.delenv(litert.CONVERTER_ENV, raising=False)
+    _no_converter(monkeypatch, tmp_path)  # reuse fl, no converter
     audio = [speechlike(16000 * 3, seed=s) for s in (1, 2)]
     spec = stft(torch.from_numpy(speechlike(16000 * 2, seed=3))[None], model.geometry)
     with torch.inference_mode():

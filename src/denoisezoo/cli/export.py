@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
 
 
 def _add_tflite_parser(fmt) -> None:
-    from denoisezoo.export.litert import CONVERTER_ENV
+    from denoisezoo.export.litert_env import CONVERTER_ENV, DEFAULT_DIR
 
     t = fmt.add_parser(
         "tflite", help="the one-frame step for LiteRT (TFLite), float or full-integer INT8",
@@ -43,7 +43,11 @@ def _add_tflite_parser(fmt) -> None:
                     "and INT8 quantizer come with `pip install denoisezoo[litert]`. The export is "
                     "checked against PyTorch in the LiteRT interpreter.")
     add_model_args(t)
-    t.add_argument("-o", "--output", required=True, metavar="OUT.tflite", help="output .tflite file")
+    t.add_argument("-o", "--output", metavar="OUT.tflite", help="output .tflite file")
+    t.add_argument("--install-converter", action="store_true",
+                   help=f"first make the litert-torch converter environment in {DEFAULT_DIR} if it is "
+                        "missing (a venv reusing this torch, about 1 GB of packages from the package "
+                        "index); alone, only that")
     t.add_argument("--int8", action="store_true",
                    help="full-integer quantization with int8 weights, calibrated (see --activations)")
     t.add_argument("--activations", type=int, choices=(8, 16), default=8,
@@ -64,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
     from denoisezoo.export.onnx import export_onnx
     from denoisezoo.streaming import OnnxStepModel, sidecar_path
 
+    if args.format == "tflite" and args.install_converter:
+        rc = _install_converter(args.converter_python)
+        if rc or not args.output:
+            return rc
+    if not args.output:
+        return error("-o/--output is required")
     try:
         chosen = resolve_model(args)
     except (KeyError, FileNotFoundError, ValueError) as exc:
@@ -87,6 +97,21 @@ def run(args: argparse.Namespace) -> int:
               f"max abs diff {diff:.2e}")
         if not diff <= 1e-4:
             return error(f"ONNX output differs from PyTorch by {diff:.2e} (> 1e-4)")
+    return 0
+
+
+def _install_converter(python: str | None) -> int:
+    from denoisezoo.export.litert_env import setup_converter
+    from denoisezoo.streaming import LiteRTUnavailableError
+
+    if python:
+        return error("--install-converter makes its own environment; drop --converter-python")
+    print("checking the litert-torch converter environment (made once: a few minutes) ...", flush=True)
+    try:
+        py = setup_converter()
+    except LiteRTUnavailableError as exc:
+        return error(str(exc))
+    print(f"converter ready: {py}")
     return 0
 
 

@@ -2,7 +2,8 @@
 
 - :mod:`~denoisezoo.export.onnx`: :func:`export_onnx` (the step for ONNX Runtime).
 - :mod:`~denoisezoo.export.litert`: :func:`export_tflite` (LiteRT, float or INT8 via
-  :mod:`~denoisezoo.export.litert_int8`), the converter environment.
+  :mod:`~denoisezoo.export.litert_int8`); its converter environment
+  (:mod:`~denoisezoo.export.litert_env`, made by ``denoisezoo export tflite --install-converter``).
 - :mod:`~denoisezoo.export.calibration`: real frames + states for INT8 calibration.
 - :mod:`~denoisezoo.export.artefacts`: :func:`load_artefact`, :class:`OnnxModel`,
   :class:`LiteRTModel` (an exported step as a drop-in model).
@@ -19,7 +20,8 @@ from denoisezoo.export.artefacts import (
     load_onnx_model,
 )
 from denoisezoo.export.calibration import calibration_feeds, load_calibration_audio
-from denoisezoo.export.litert import CONVERTER_ENV, converter_python, export_tflite, unavailable_reason
+from denoisezoo.export.litert import export_tflite
+from denoisezoo.export.litert_env import CONVERTER_ENV, converter_python, setup_converter, unavailable_reason
 from denoisezoo.export.onnx import DEFAULT_OPSET, export_onnx, export_paths
 
 __all__ = [
@@ -36,5 +38,6 @@ __all__ = [
     "load_calibration_audio",
     "load_litert_model",
     "load_onnx_model",
+    "setup_converter",
     "unavailable_reason",
 ]

@@ -19,14 +19,9 @@ packages: ``litert-torch==0.10.0`` needs ``litert-converter==0.5.*`` and
 ``ai-edge-litert[model-utils]``, both of which pin ``xdsl==0.28.0``, which pins
 ``typing-extensions<4.13`` (so pip would downgrade ``typing-extensions`` 4.15 -> 4.12.2 and
 ``pydantic`` 2.13 -> 2.11); its ``transformers`` dependency also moves ``click`` and ``idna``.
-The conversion therefore runs in a separate *converter environment*, in a subprocess::
-
-    python -m venv --system-site-packages ~/.cache/denoisezoo/litert-converter
-    ~/.cache/denoisezoo/litert-converter/bin/pip install "litert-torch==0.10.*"
-    export DENOISEZOO_LITERT_PYTHON=~/.cache/denoisezoo/litert-converter/bin/python
-
-(``--system-site-packages`` reuses this environment's torch; pip shadows the pinned packages
-inside the venv only.) If ``litert_torch`` imports in the current process, it is used directly.
+The conversion therefore runs in a separate *converter environment*, in a subprocess, made once
+by ``denoisezoo export tflite --install-converter`` (:mod:`denoisezoo.export.litert_env`). If
+``litert_torch`` imports in the current process, it is used directly.
 
 Everything else runs in this environment with the ``litert`` extra
 (``pip install denoisezoo[litert]``: ``ai-edge-litert``, the interpreter, and
@@ -67,16 +62,22 @@ from torch.overrides import TorchFunctionMode
 
 from denoisezoo.dsp.stft import StftGeometry
 from denoisezoo.export.calibration import calibration_feeds
+from denoisezoo.export.litert_env import (
+    CONVERTER_ENV,
+    LITERT_TORCH_REQ,
+    SETUP_HINT,
+    _litert_torch_here,
+    converter_python,
+    unavailable_reason,
+)
 from denoisezoo.export.litert_int8 import quantize_tflite
 from denoisezoo.export.onnx import _batch_axis, _StepGraph, export_paths
 from denoisezoo.hub import family_of
 from denoisezoo.streaming.litert_runtime import (
-    EXTRA_HINT,
     SIDECAR_FORMAT,
     SIGNATURE,
     LiteRTStepModel,
     LiteRTUnavailableError,
-    litert_available,
     require_interpreter,
 )
 
@@ -89,60 +90,6 @@ __all__ = [
     "quantize_tflite",
     "unavailable_reason",
 ]
-
-CONVERTER_ENV = "DENOISEZOO_LITERT_PYTHON"
-LITERT_TORCH_REQ = "litert-torch==0.10.*"
-SETUP_HINT = (
-    "create the converter environment once (litert-torch cannot be installed beside this "
-    "environment's packages: it pins typing-extensions<4.13 through xdsl==0.28.0):\n"
-    "  python -m venv --system-site-packages ~/.cache/denoisezoo/litert-converter\n"
-    f"  ~/.cache/denoisezoo/litert-converter/bin/pip install \"{LITERT_TORCH_REQ}\"\n"
-    f"then set {CONVERTER_ENV}=~/.cache/denoisezoo/litert-converter/bin/python "
-    "(or pass --converter-python)"
-)
-
-
-# ------------------------------------------------------------------------ environment probes
-def _litert_torch_here() -> bool:
-    try:
-        import litert_torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def converter_python(python: str | Path | None = None) -> str | None:
-    """The interpreter that runs the conversion in a subprocess: ``python``, else
-    ``$DENOISEZOO_LITERT_PYTHON``; ``None`` if neither is set (then ``litert_torch`` must import
-    in this process).
-
-    Raises:
-        LiteRTUnavailableError: the configured path is not an executable file.
-    """
-    p = python or os.environ.get(CONVERTER_ENV) or None
-    if p is None:
-        return None
-    p = os.path.expanduser(str(p))
-    if not (os.path.isfile(p) and os.access(p, os.X_OK)):
-        raise LiteRTUnavailableError(f"converter python {p!r} ({CONVERTER_ENV}) is not an "
-                                     f"executable file; {SETUP_HINT}")
-    return p
-
-
-def unavailable_reason(python: str | Path | None = None) -> str | None:
-    """Why :func:`export_tflite` cannot run here (interpreter or converter missing, one line), or
-    ``None`` if it can; for scripts that skip LiteRT work with a stated reason."""
-    if not litert_available():
-        return f"the LiteRT interpreter is not installed ({EXTRA_HINT})"
-    try:
-        py = converter_python(python)
-    except LiteRTUnavailableError as exc:
-        return str(exc).split(";")[0]
-    if py is None and not _litert_torch_here():
-        return (f"no litert-torch converter: set {CONVERTER_ENV} to the converter venv's python "
-                "(see denoisezoo.export.litert)")
-    return None
-
 
 # ------------------------------------------------------------------------ conversion rewrite
 def _pair(v: int | Sequence[int]) -> tuple[int, int]:
@@ -272,8 +219,8 @@ def export_tflite(model: nn.Module, path: str | Path, int8: bool = False,
             random frames (float), or on the first 3 s of the first calibration clip (INT8, at
             least ``check_frames`` frames when the clip is long enough); stored in the sidecar as
             ``check_max_abs_diff`` (and ``check_rel_err``).
-        python: converter interpreter (default ``$DENOISEZOO_LITERT_PYTHON``; not needed when
-            ``litert_torch`` imports in this process).
+        python: converter interpreter (default: ``litert_env.converter_python()``; not needed
+            when ``litert_torch`` imports in this process).
         timeout: seconds allowed for the conversion subprocess.
         float_tflite: a float32 ``.tflite`` already exported from this same model (sidecar beside
             it): reused instead of converting again (e.g. to write int8 and int16x8 files from one
