@@ -36,6 +36,7 @@ __all__ = [
     "FAMILIES",
     "PRESETS",
     "build_model",
+    "DEFAULT_MODEL",
     "load_model",
     "save_checkpoint",
     "load_checkpoint_file",
@@ -53,6 +54,11 @@ EXPORTED_SUFFIXES = (".onnx", ".tflite")
 
 
 class CheckpointError(ValueError):
+# The default model: the best shipped model of the zoo's size class (<= DEFAULT_MAX_PARAMS learnable
+# parameters) on the development set, PESQ-wb and ESTOI both (tests/models/test_shipped.py checks it
+# against every card). Larger shipped models (teachers) are outside that class.
+DEFAULT_MODEL = "gtcrn_dns3_ft"
+DEFAULT_MAX_PARAMS = 48_000
     """A file that is not a loadable model checkpoint."""
 
 

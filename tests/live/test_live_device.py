@@ -154,7 +154,7 @@ def test_bypass_on_the_device_is_the_input_delayed_by_the_stated_latency(alsa):
 
 
 def test_live_at_48k_runs_the_shipped_native_model(alsa):
-    """On a 48 kHz device, the default `gtcrn` is swapped for the shipped `gtcrn_48k` (no resampling);
+    """On a 48 kHz device, `--model gtcrn` is swapped for the shipped `gtcrn_48k` (no resampling);
     --resample keeps the 16 kHz model."""
     from denoisezoo.hub import shipped_models
 

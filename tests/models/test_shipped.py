@@ -73,3 +73,21 @@ def test_shipped_model_card_is_the_docs_card(name, capsys):
     assert model_card(name) == doc.read_text()
     assert main(["models", name]) == 0
     assert capsys.readouterr().out.strip() == doc.read_text().strip()
+
+
+def test_the_default_is_the_best_shipped_model_of_its_size_class():
+    """The default is at least as good, on the dev-set PESQ-wb and on ESTOI recorded in every card,
+    as each other shipped model within the zoo's size class (<= hub.DEFAULT_MAX_PARAMS params)."""
+    from denoisezoo.hub import DEFAULT_MAX_PARAMS, DEFAULT_MODEL
+    from denoisezoo.profile import count_parameters
+
+    models = {name: denoisezoo.load_model(name) for name in shipped_models()}
+    best = models[DEFAULT_MODEL].checkpoint_meta["metrics"]
+    assert count_parameters(models[DEFAULT_MODEL]) <= DEFAULT_MAX_PARAMS
+    for name, model in models.items():
+        if count_parameters(model) > DEFAULT_MAX_PARAMS:
+            continue
+        m = model.checkpoint_meta["metrics"]
+        assert m["pesq_wb"] <= best["pesq_wb"] and m["estoi"] <= best["estoi"], (
+            f"{name} ({m['pesq_wb']:.3f} / {m['estoi']:.3f}) beats the default {DEFAULT_MODEL} "
+            f"({best['pesq_wb']:.3f} / {best['estoi']:.3f}) on the dev set")

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from denoisezoo.hub import DEFAULT_MODEL  # the registry names the default
+
 __all__ = ["DEFAULT_MODEL", "ResolvedModel", "add_model_args", "add_overwrite_arg", "resolve_model",
            "model_from_args", "refuse_existing", "error"]
-
-DEFAULT_MODEL = "gtcrn"
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
