@@ -50,7 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return int(mods[args.command].run(args) or 0)
+    try:
+        return int(mods[args.command].run(args) or 0)
+    except BrokenPipeError:  # output piped into `head` & co.: stop quietly, as Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
