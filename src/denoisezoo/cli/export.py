@@ -28,6 +28,11 @@ def add_parser(sub) -> None:
                    help=f"ONNX opset version (default {DEFAULT_OPSET})")
     o.add_argument("--check-frames", type=int, default=200,
                    help="random frames compared between ONNX Runtime and PyTorch (0: no check)")
+    o.add_argument("--format", dest="onnx_format", choices=("denoisezoo", "sherpa-onnx"),
+                   default="denoisezoo",
+                   help="denoisezoo: our step (frame (1, F, 2) + states, JSON sidecar; default); "
+                        "sherpa-onnx: the file sherpa-onnx's speech denoiser loads (GTCRN models: "
+                        "x (1, F, 1, 2) + conv/tra/inter caches, its metadata)")
     add_overwrite_arg(o)
     _add_tflite_parser(fmt)
 
@@ -81,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     model, name = chosen.model, chosen.name
     if args.format == "tflite":
         return _run_tflite(args, model, name)
+    if args.onnx_format == "sherpa-onnx":
+        return _run_sherpa(args, model, name)
     if isinstance(model, OnnxStepModel):  # already an ONNX step (e.g. an INT8 compress artefact)
         return _copy_onnx(model, args.output, args.overwrite)
     try:
@@ -95,6 +102,27 @@ def run(args: argparse.Namespace) -> int:
         diff = meta["check_max_abs_diff"]
         print(f"check: ONNX Runtime vs PyTorch over {meta['check_frames']} frames, "
               f"max abs diff {diff:.2e}")
+        if not diff <= 1e-4:
+            return error(f"ONNX output differs from PyTorch by {diff:.2e} (> 1e-4)")
+    return 0
+
+
+def _run_sherpa(args: argparse.Namespace, model, name: str | None) -> int:
+    from denoisezoo.export.sherpa import export_sherpa_onnx
+
+    if not hasattr(model, "state_dict"):
+        return error(f"{args.checkpoint}: already an exported step; start from the .pt")
+    try:
+        meta = export_sherpa_onnx(model, args.output, name=name, overwrite=args.overwrite,
+                                  opset=args.opset, check_frames=args.check_frames)
+    except (FileExistsError, ValueError, TypeError) as exc:
+        return error(str(exc))
+    print(f"{args.output}: sherpa-onnx GTCRN speech denoiser, {meta['sample_rate']} Hz, n_fft "
+          f"{meta['n_fft']}, hop {meta['hop_length']}, window {meta['window_type']}")
+    if "check_max_abs_diff" in meta:
+        diff = meta["check_max_abs_diff"]
+        print(f"check: ONNX Runtime vs PyTorch over {meta['check_frames']} frames, max abs diff "
+              f"{diff:.2e}")
         if not diff <= 1e-4:
             return error(f"ONNX output differs from PyTorch by {diff:.2e} (> 1e-4)")
     return 0
