@@ -51,14 +51,14 @@ __all__ = [
 FORMAT = "denoisezoo"
 FORMAT_VERSION = 1
 EXPORTED_SUFFIXES = (".onnx", ".tflite")
-
-
-class CheckpointError(ValueError):
 # The default model: the best shipped model of the zoo's size class (<= DEFAULT_MAX_PARAMS learnable
 # parameters) on the development set, PESQ-wb and ESTOI both (tests/models/test_shipped.py checks it
 # against every card). Larger shipped models (teachers) are outside that class.
 DEFAULT_MODEL = "gtcrn_dns3_ft"
 DEFAULT_MAX_PARAMS = 48_000
+
+
+class CheckpointError(ValueError):
     """A file that is not a loadable model checkpoint."""
 
 
