@@ -415,7 +415,7 @@ def docbook_sentences(path: Path, min_words: int = 5, max_words: int = 30) -> li
     """Sentences of the ``<para>`` text of a DocBook file (tags and entities dropped)."""
     text = path.read_text(encoding="utf-8", errors="replace")
     out = []
-    for para in re.findall(r"<para>(.*?)</para>", text, flags=re.S):
+    for para in re.findall(r"<para\s*>(.*?)</para\s*>", text, flags=re.S):  # translations: "<para\n>"
         if "<screenshot" in para or "<programlisting" in para:
             continue
         para = re.sub(r"<[^>]+>", " ", para)
@@ -464,6 +464,18 @@ def ipa_to_kokoro(ipa: str, vocab: dict[str, int], english: bool = False) -> str
     clauses = [" ".join(line.split()) for line in ipa.splitlines() if line.strip()]
     out = ", ".join(clauses) + "."
     return "".join(c for c in out if c in vocab)
+
+
+def interleave(texts: dict[str, list[str]], rng: np.random.Generator) -> list[tuple[str, str]]:
+    """``(language, sentence)`` in rounds of one sentence per language (random order in each round),
+    so every language gets its share however many sentences it has; a language that runs out drops out."""
+    out: list[tuple[str, str]] = []
+    langs = sorted(lang for lang in texts if texts[lang])
+    for k in range(max((len(v) for v in texts.values()), default=0)):
+        for j in rng.permutation(len(langs)):
+            if k < len(texts[langs[j]]):
+                out.append((langs[j], texts[langs[j]][k]))
+    return out
 
 
 class Kokoro:
@@ -615,8 +627,8 @@ def cmd_kokoro(a: argparse.Namespace) -> int:
         doc = kroot / "usr/share/doc/HTML" / lang / "klettres" / "index.docbook"
         texts[lang] = docbook_sentences(doc) if doc.exists() else []
     texts["en"] = sorted(set(texts.get("en", [])) | set(stdlib_sentences())) if "en" in a.languages else []
-    queue = [(lang, s) for lang in a.languages for s in texts[lang]]
-    queue = [queue[i] for i in rng.permutation(len(queue))]
+    queue = interleave({lang: [texts[lang][i] for i in rng.permutation(len(texts[lang]))]
+                        for lang in a.languages}, rng)
     names = sorted(speakers)
     rows: list[dict] = []
     total, t0 = 0.0, time.time()
@@ -649,7 +661,8 @@ def cmd_kokoro(a: argparse.Namespace) -> int:
                  f"seed {a.seed}); speed 0.85-1.15 per utterance",
                  "sentences (5-30 words) from the <para> text of the KLettres handbook translations in "
                  "klettres-data (usr/share/doc/HTML/<lang>/klettres/index.docbook) and, for English, Python "
-                 f"{sys.version_info.major}.{sys.version_info.minor} standard-library docstrings; shuffled",
+                 f"{sys.version_info.major}.{sys.version_info.minor} standard-library docstrings; shuffled "
+                 "per language and taken one language after another in rounds",
                  "phonemes: espeak-ng --ipa --tie=^ -v <voice>, mapped to Kokoro's vocabulary (affricates "
                  "as one symbol, English diphthongs as misaki's A/I/W/O/Y/Q, unknown symbols dropped)",
                  "24 kHz output, silence at the ends cut (-50 dB, 50 ms kept)"]
@@ -677,7 +690,8 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("kokoro", parents=[common], help="Kokoro-82M voices and blends, several languages")
     k.add_argument("--minutes", type=float, default=25.0)
     k.add_argument("--blends", type=int, default=20, help="pseudo-speakers blended from two voices")
-    k.add_argument("--languages", nargs="+", default=["en", "es", "de", "it", "pt", "nl", "sv", "ca", "et"],
+    k.add_argument("--languages", nargs="+",
+                   default=["en", "es", "de", "it", "pt", "pt_BR", "nl", "sv", "ca", "et"],
                    help=f"from {sorted(ESPEAK_VOICES)}")
     k.add_argument("--no-48k", action="store_true", help="skip the 48 kHz copy")
     for name, helptext in (("klettres", "Debian klettres-data: letters and syllables, ~20 languages"),

