@@ -2,6 +2,8 @@
 
 - :class:`Streamer`: feed/flush/reset session with any chunk size, latency budget + fallback,
   per-hop timing and :meth:`Streamer.calibrate`.
+- :class:`StreamPool`: many independent streams of one model advanced by one batched step per
+  hop (servers), with a hop budget, p50/p99 latency and an overload policy.
 - Runtimes for exported steps, usable by :class:`Streamer` like the PyTorch model:
   :class:`OnnxStepModel` (ONNX Runtime), :class:`LiteRTStepModel` (LiteRT), both on
   :class:`~denoisezoo.streaming.backend.FrameStepBackend`.
@@ -12,6 +14,7 @@ Nothing here converts a model: exporting is :mod:`denoisezoo.export`.
 from denoisezoo.streaming.backend import FrameStepBackend, read_sidecar, sidecar_path
 from denoisezoo.streaming.litert_runtime import LiteRTStepModel, LiteRTUnavailableError, litert_available
 from denoisezoo.streaming.onnx_runtime import OnnxStepModel, make_session
+from denoisezoo.streaming.pool import POOL_BACKENDS, StreamPool
 from denoisezoo.streaming.streamer import FALLBACKS, CalibrationResult, StreamableModel, Streamer
 
 __all__ = [
@@ -21,6 +24,8 @@ __all__ = [
     "LiteRTStepModel",
     "LiteRTUnavailableError",
     "OnnxStepModel",
+    "POOL_BACKENDS",
+    "StreamPool",
     "StreamableModel",
     "Streamer",
     "litert_available",

@@ -2,7 +2,9 @@
 layout, and the frame loop that makes one-frame runtimes look like a model to the Streamer.
 
 A backend subclasses :class:`FrameStepBackend`, loads its runtime, and implements
-``_run(frame (1, F, 2), state) -> [out (1, F, 2), *next_state]`` on numpy arrays.
+``_run(frame (1, F, 2), state) -> [out (1, F, 2), *next_state]`` on numpy arrays; a step exported
+with a dynamic batch axis (``dynamic_batch`` in the sidecar) takes ``(B, F, 2)`` and the states of
+``B`` streams, so all streams advance in one call per frame.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class FrameStepBackend:
     """Base of step models run one frame per call by an inference runtime."""
 
     backend = "none"
+    threads = 1
 
     def _init_layout(self, path: str | Path, meta: dict[str, Any]) -> None:
         self.path = Path(path)
@@ -50,6 +53,16 @@ class FrameStepBackend:
         self.state_names: list[str] = [s["name"] for s in meta["state"]]
         self._shapes = [tuple(s["shape"]) for s in meta["state"]]
         self._axes = [int(s["batch_axis"]) for s in meta["state"]]
+        self.dynamic_batch = bool(meta.get("dynamic_batch", False))
+
+    def __reduce__(self):
+        """Pickled as (class, path, threads, sidecar): a worker process reopens the file."""
+        return type(self), (self.path, self.threads, self.meta)
+
+    @property
+    def state_batch_axes(self) -> list[int]:
+        """Batch axis of each state tensor (from the sidecar)."""
+        return list(self._axes)
 
     def _run(self, frame: np.ndarray, state: Sequence[np.ndarray]) -> list[np.ndarray]:
         raise NotImplementedError
@@ -77,9 +90,17 @@ class FrameStepBackend:
         bsz, _, t, _ = x.shape
         if state is None:
             state = self.initial_state(bsz)
-        if bsz == 1 and t == 1:  # the real-time case: one stream, one hop
+        if t == 1 and (bsz == 1 or self.dynamic_batch):  # real time: one hop of every stream
             res = self._run(np.ascontiguousarray(x[:, :, 0]), state)
             return torch.from_numpy(res[0][:, :, None]), tuple(res[1:])
+        if self.dynamic_batch:  # all streams at once, frame after frame
+            out = np.empty_like(x)
+            st = tuple(state)
+            for i in range(t):
+                res = self._run(np.ascontiguousarray(x[:, :, i]), st)
+                out[:, :, i] = res[0]
+                st = tuple(res[1:])
+            return torch.from_numpy(out), st
         out = np.empty_like(x)
         per_b = []
         for b in range(bsz):

@@ -8,7 +8,10 @@ state tensor as an explicit input and output::
              RNNoise: history, ola, ceps, vad_h, noise_h, denoise_h, gains)
     outputs: out (1, F, 2), then the next state tensors named "<name>_out" in the same order
 
-Its JSON sidecar (same stem, ``.json``) records the geometry, names, shapes and batch axes.
+Its JSON sidecar (same stem, ``.json``) records the geometry, names, shapes and batch axes. A step
+exported with ``export_onnx(..., dynamic_batch=True)`` (sidecar ``"dynamic_batch": true``) takes
+any number of streams ``B`` on those axes: ``frame (B, F, 2)``, so one ``session.run`` advances
+``B`` streams by one hop (what :class:`~denoisezoo.streaming.StreamPool` does).
 This module runs such files; it converts nothing.
 """
 
@@ -46,7 +49,8 @@ class OnnxStepModel(FrameStepBackend):
 
     Same interface as the PyTorch model for :class:`~denoisezoo.streaming.Streamer`:
     ``geometry``, ``initial_state(batch)``, ``forward_stateful(spec, state)`` (loops over frames,
-    one ``session.run`` per frame and stream) and ``step(frame, state)``. The state is a tuple of
+    one ``session.run`` per frame and stream; per frame for all streams at once if the step has a
+    dynamic batch axis, :attr:`dynamic_batch`) and ``step(frame, state)``. The state is a tuple of
     numpy arrays in the exported order (``state_names``), batch on the axes of the sidecar.
 
     Args:
@@ -73,6 +77,7 @@ class OnnxStepModel(FrameStepBackend):
 
     def __init__(self, path: str | Path, threads: int = 1, meta: dict[str, Any] | None = None):
         self._init_layout(path, read_sidecar(Path(path), meta, SIDECAR_FORMAT, "export_onnx"))
+        self.threads = threads
         self.session = make_session(self.path, threads)
         got = [i.name for i in self.session.get_inputs()]
         if got != ["frame", *self.state_names]:

@@ -59,12 +59,68 @@ import numpy as np
 import torch
 
 from denoisezoo.dsp.stft import StftGeometry, num_frames
+from denoisezoo.dsp.strength import StrengthRamps
 from denoisezoo.dsp.vad import speech_presence
 
-__all__ = ["Streamer", "StreamableModel", "CalibrationResult", "FALLBACKS"]
+__all__ = ["Streamer", "StreamableModel", "CalibrationResult", "FALLBACKS", "frame_spectra",
+           "overlap_add", "ratio_mask", "run_step"]
 
 FALLBACKS = ("mask", "passthrough")
 _MASK_EPS = 1e-10
+
+
+# ------------------------------------------------- one hop's pieces (shared with the StreamPool)
+def frame_spectra(seq: np.ndarray, k: int, window: torch.Tensor, n_fft: int,
+                  hop: int) -> torch.Tensor:
+    """Samples ``seq (B, n_fft - hop + k hop)`` -> windowed spectra ``(B, k, F)`` of its ``k``
+    frames (complex)."""
+    with torch.inference_mode():
+        xt = torch.from_numpy(seq)
+        frames = xt[:, None] if k == 1 else xt.unfold(-1, n_fft, hop)  # B, k, n_fft
+        return torch.fft.rfft(frames * window, dim=-1)  # B, k, F
+
+
+def overlap_add(spec: torch.Tensor, tail: np.ndarray, window: torch.Tensor, n_fft: int,
+                hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Spectra ``(B, k, F)`` -> iSTFT, windowed, overlap-added onto ``tail (B, n_fft - hop)``:
+    ``(finished samples (B, k hop), next tail)``."""
+    k = spec.shape[1]
+    with torch.inference_mode():
+        y = (torch.fft.irfft(spec, n=n_fft, dim=-1) * window).numpy()  # B, k, n_fft
+    ola = np.empty((y.shape[0], (k - 1) * hop + n_fft), np.float32)
+    ola[:, : n_fft - hop] = tail
+    ola[:, n_fft - hop :] = 0.0
+    for i in range(k):
+        ola[:, i * hop : i * hop + n_fft] += y[:, i]
+    return ola[:, : k * hop], ola[:, k * hop :].copy()
+
+
+def run_step(model: StreamableModel, spec: torch.Tensor, state: Any,
+             vad: bool) -> tuple[torch.Tensor, np.ndarray | None, Any]:
+    """``spec (B, k, F)`` complex through ``model`` from ``state``: ``(enhanced (B, k, F)
+    complex, VAD (B, k) or None, next state)``. With ``vad``, the value is the model's own
+    (``forward_with_vad``), else the fraction of input power it kept in the speech band."""
+    with torch.inference_mode():
+        x = torch.view_as_real(spec).transpose(1, 2)  # B, F, k, 2
+        v = None
+        if not vad:
+            enh, state = model.forward_stateful(x, state)
+        elif hasattr(model, "forward_with_vad"):
+            enh, v, state = model.forward_with_vad(x, state)
+        else:
+            enh, state = model.forward_stateful(x, state)
+            v = speech_presence(x, enh, model.geometry.sample_rate)
+        out = torch.view_as_complex(enh.transpose(1, 2).contiguous())  # B, k, F
+    if v is not None:
+        v = v.detach().float().cpu().numpy().reshape(spec.shape[0], -1)
+    return out, v, state
+
+
+def ratio_mask(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Complex ratio mask ``Y X* / (|X|^2 + eps)`` of a model's input ``x`` and output ``y``,
+    magnitude clipped to 1 (never amplifies)."""
+    mask = y * x.conj() / (x.real.square() + x.imag.square() + _MASK_EPS)
+    return mask / mask.abs().clamp(min=1.0)
 
 
 class StreamableModel(Protocol):
@@ -155,6 +211,7 @@ class Streamer:
         self.geometry: StftGeometry = model.geometry
         self.window = self.geometry.make_window(torch.float32)
         self.frame_times: deque[float] = deque(maxlen=max_history)
+        self._strength_ctl = StrengthRamps(1, self.strength_ramp_frames)
         self.reset_stats()
         self.reset()
 
@@ -196,8 +253,7 @@ class Streamer:
         self._mask: torch.Tensor | None = None  # B, 1, F complex ratio mask (from _last, lazily)
         self._vad: list[np.ndarray] = []  # per-hop VAD (B, k) blocks not yet popped
         self._last_vad = np.zeros(b, np.float32)
-        if hasattr(self, "_ramp"):  # a new stream starts at the requested strength
-            self._ramp = (self._ramp[1], self._ramp[1], 0)
+        self._strength_ctl.restart()  # a new stream starts at the requested strength
 
     def reset_stats(self) -> None:
         """Clear timing history and counters."""
@@ -384,26 +440,12 @@ class Streamer:
         seq = np.concatenate([self._history, self._pending[:, : k * hop]], axis=-1)  # B, delay + k hop
         self._pending = self._pending[:, k * hop :]
         self._history = seq[:, seq.shape[-1] - (n_fft - hop) :]
-        with torch.inference_mode():
-            xt = torch.from_numpy(seq)
-            frames = xt[:, None] if k == 1 else xt.unfold(-1, n_fft, hop)  # B, k, n_fft
-            return torch.fft.rfft(frames * self.window, dim=-1)  # B, k, F
+        return frame_spectra(seq, k, self.window, n_fft, hop)
 
     def _run_model(self, spec: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
         """``spec (B, k, F)`` complex -> (enhanced ``(B, k, F)``, VAD ``(B, k)`` or None);
         advances the state."""
-        with torch.inference_mode():
-            x = torch.view_as_real(spec).transpose(1, 2)  # B, F, k, 2
-            vad = None
-            if not self.vad:
-                enh, state = self.model.forward_stateful(x, self.state)
-            elif hasattr(self.model, "forward_with_vad"):
-                enh, vad, state = self.model.forward_with_vad(x, self.state)
-            else:
-                enh, state = self.model.forward_stateful(x, self.state)
-                vad = speech_presence(x, enh, self.geometry.sample_rate)
-            out = torch.view_as_complex(enh.transpose(1, 2).contiguous())  # B, k, F
-        v = None if vad is None else vad.detach().float().cpu().numpy().reshape(self.batch, -1)
+        out, v, state = run_step(self.model, spec, self.state, self.vad)
         with self._lock:
             if v is not None:
                 self._last_vad = v[:, -1].copy()
@@ -465,51 +507,24 @@ class Streamer:
 
     # ------------------------------------------------------------ strength control
     strength_ramp_frames = 4
-    _NO_STRENGTH = (0.0, 1.0)  # (gain floor, wet): full denoising
 
     def set_strength(self, atten_lim_db: float | None = None, wet: float = 1.0) -> None:
         """Set the attenuation limit (dB; ``None`` = unlimited, 0 = no suppression) and the
         dry/wet mix. While streaming, the applied values ramp linearly from the current ones to
-        the new ones over ``strength_ramp_frames`` frames, so changing them makes no click."""
-        from denoisezoo.dsp.strength import db_to_floor
-
-        if not 0.0 <= wet <= 1.0:
-            raise ValueError(f"wet must be in [0, 1], got {wet}")
-        new = (db_to_floor(atten_lim_db), float(wet))
-        start, target, pos = getattr(self, "_ramp", (self._NO_STRENGTH, self._NO_STRENGTH, 0))
-        a = min(1.0, pos / self.strength_ramp_frames)
-        current = tuple(s0 + (t0 - s0) * a for s0, t0 in zip(start, target, strict=True))
-        self._ramp = (current if self._frames > 0 else new, new, 0)
+        the new ones over ``strength_ramp_frames`` frames, so changing them makes no click
+        (:class:`~denoisezoo.dsp.strength.StrengthRamps`; all channels share one setting)."""
+        self._strength_ctl.set(0, atten_lim_db, wet, started=self._frames > 0)
 
     def _strength(self, spec: torch.Tensor, enh: torch.Tensor) -> torch.Tensor:
         """Apply the strength controls to ``(B, k, F)`` spectra, one value per frame."""
-        k = spec.shape[1]
-        start, target, pos = getattr(self, "_ramp", (self._NO_STRENGTH, self._NO_STRENGTH, 0))
-        self._ramp = (start, target, pos + k)
-        if start == target == self._NO_STRENGTH:
-            return enh
-        from denoisezoo.dsp.strength import apply_strength
-
-        a = (torch.arange(pos + 1, pos + k + 1, dtype=torch.float64) / self.strength_ramp_frames).clamp(max=1)
-        floor = (start[0] + (target[0] - start[0]) * a).to(spec.real.dtype).reshape(1, k, 1)
-        wet = (start[1] + (target[1] - start[1]) * a).to(spec.real.dtype).reshape(1, k, 1)
-        return apply_strength(spec, enh, floor, wet)
+        return self._strength_ctl.apply(slice(None), spec, enh)
 
     def _synthesis(self, spec: torch.Tensor) -> np.ndarray:
         """``(B, k, F)`` spectra -> iSTFT and overlap-add -> ``(B, k * hop)`` output samples."""
         g = self.geometry
-        hop, n_fft = g.hop_length, g.n_fft
-        k = spec.shape[1]
-        with torch.inference_mode():
-            y = (torch.fft.irfft(spec, n=n_fft, dim=-1) * self.window).numpy()  # B, k, n_fft
-        ola = np.empty((self.batch, (k - 1) * hop + n_fft), np.float32)
-        ola[:, : n_fft - hop] = self._ola
-        ola[:, n_fft - hop :] = 0.0
-        for i in range(k):
-            ola[:, i * hop : i * hop + n_fft] += y[:, i]
-        self._ola = ola[:, k * hop :].copy()
-        self._frames += k
-        return ola[:, : k * hop]
+        out, self._ola = overlap_add(spec, self._ola, self.window, g.n_fft, g.hop_length)
+        self._frames += spec.shape[1]
+        return out
 
     def _fallback_mask(self) -> torch.Tensor | float:
         """Complex ratio mask of the last model hop, ``Y X* / (|X|^2 + eps)`` with magnitude
@@ -517,7 +532,5 @@ class Streamer:
         if self._last is None:
             return 1.0
         if self._mask is None:
-            x, y = self._last
-            mask = y * x.conj() / (x.real.square() + x.imag.square() + _MASK_EPS)
-            self._mask = mask / mask.abs().clamp(min=1.0)
+            self._mask = ratio_mask(*self._last)
         return self._mask
