@@ -178,6 +178,9 @@ def test_bad_calls_raise(model):
         StreamPool(model, overload="drop")
     with pytest.raises(RuntimeError, match="vad=True"):
         StreamPool(model).pop_vad(0)
+    with pytest.raises(ValueError, match="wet"):
+        pool.open(wet=1.5)
+    assert len(pool) == 0
     assert pool.process({}) == {}
 
 

@@ -220,6 +220,9 @@ class StreamPool:
 
     def open(self, atten_lim_db: float | None = None, wet: float = 1.0) -> int:
         """Open a stream (fresh state, given strength); returns its id."""
+        strength = atten_lim_db is not None or wet != 1.0
+        if strength:
+            StrengthRamps(1).set(0, atten_lim_db, wet)  # a bad value raises before anything opens
         sid = self._next_sid
         self._next_sid += 1
         d = self._hist.shape[1]
@@ -236,7 +239,7 @@ class StreamPool:
         self._last_x, self._last_y = torch.cat([self._last_x, zero]), torch.cat([self._last_y, zero])
         if self.vad:
             self._vad[sid] = []
-        if atten_lim_db is not None or wet != 1.0:
+        if strength:
             self.set_strength(sid, atten_lim_db, wet)
         return sid
 
