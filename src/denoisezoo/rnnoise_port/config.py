@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from denoisezoo.dsp.stft import StftGeometry
 
-__all__ = ["RNNoiseConfig", "RNNOISE_EDGES_HZ", "default_band_edges_hz"]
+__all__ = ["RNNoiseConfig", "RELEASE_DSP", "RNNOISE_EDGES_HZ", "default_band_edges_hz"]
 
 # Band edges of the 2018 RNNoise (``eband5ms`` x 200 Hz): 22 triangular bands up to 20 kHz.
 RNNOISE_EDGES_HZ: tuple[float, ...] = (
@@ -31,7 +31,8 @@ class RNNoiseConfig:
 
     Defaults give the zoo's 16 kHz model;
     ``RNNoiseConfig(sample_rate=48000, pitch_search_rate=12000)`` is the 2018 geometry
-    (22 bands, 42 features, GRUs 24/48/96).
+    (22 bands, 42 features, GRUs 24/48/96). :data:`RELEASE_DSP` holds the switches that make the
+    DSP the RNNoise v0.1.1 release's (the ``rnnoise_48k`` preset, which carries its weights).
 
     Attributes:
         sample_rate: audio rate in Hz.
@@ -56,6 +57,18 @@ class RNNoiseConfig:
             which its feature offsets and floors assume).
         window_eps: regulariser of the division by the window that recovers the newest hop of
             samples for the pitch analysis (samples where ``w^2`` is below it are attenuated).
+        gru_activations: candidate activations of the VAD, noise and denoising GRUs
+            (``"tanh"`` or ``"relu"``; the 2018 release: ReLU in all three).
+        pitch_method: ``"xcorr"`` (the port's vectorised normalised cross-correlation) or
+            ``"opus"`` (the release's LPC-whitened Opus pitch analysis with period-doubling
+            removal that remembers the previous frame: :mod:`~denoisezoo.rnnoise_port.release`).
+        highpass: filter the input with the release's DC-blocking biquad first (the features,
+            the pitch analysis and the output then all see the filtered signal).
+        band_top_bin: the bin at the last band edge belongs to the last band and gets its gain
+            (the port); ``False``: it and the bins above get gain 0 and count in no band (the
+            release's ``compute_band_energy`` / ``interp_band_gain``).
+        activation_tables: the network's tanh and sigmoids are the release's table
+            approximations (``tansig_approx``, differences of about 1e-5) instead of exact.
     """
 
     sample_rate: int = 16000
@@ -75,9 +88,25 @@ class RNNoiseConfig:
     gain_decay: float = 0.6
     input_scale: float = 32768.0
     window_eps: float = 1e-3
+    gru_activations: tuple[str, str, str] = ("tanh", "relu", "tanh")
+    pitch_method: str = "xcorr"
+    highpass: bool = False
+    band_top_bin: bool = True
+    activation_tables: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "band_edges_hz", tuple(float(e) for e in self.band_edges_hz))
+        object.__setattr__(self, "gru_activations", tuple(self.gru_activations))
+        if len(self.gru_activations) != 3 or not set(self.gru_activations) <= {"tanh", "relu"}:
+            raise ValueError(f"gru_activations must be 3 of 'tanh' / 'relu', got "
+                             f"{self.gru_activations}")
+        if self.pitch_method not in ("xcorr", "opus"):
+            raise ValueError(f"pitch_method must be 'xcorr' or 'opus', got {self.pitch_method!r}")
+        if self.pitch_method == "opus" and (self.n_fft % 4 or self.min_period % 2
+                                            or self.max_period % 2
+                                            or self.max_period - 3 * self.min_period < 8):
+            raise ValueError("pitch_method='opus' needs n_fft % 4 == 0, even periods and "
+                             "max_period >= 3 min_period + 8")
         hop = self.sample_rate * self.frame_ms / 1000
         if self.sample_rate <= 0 or abs(hop - round(hop)) > 1e-9 or hop < 8:
             raise ValueError(f"frame_ms * sample_rate must be a whole number of samples >= 8, got "
@@ -159,22 +188,49 @@ class RNNoiseConfig:
         return max(1, int(round(self.sample_rate / self.pitch_search_rate)))
 
     @property
-    def history_length(self) -> int:
+    def pitch_history(self) -> int:
         """Samples of reconstructed input kept before the current frame's first hop: the longest
-        period, the decimation filter and a margin of two decimated samples."""
+        period (``"opus"``: exactly, as the release's pitch buffer), else also the decimation
+        filter and a margin of two decimated samples."""
+        if self.pitch_method == "opus":
+            return self.max_period
         d = self.decimation
         return self.max_period + (2 * d - 2) + 3 * d
 
     @property
+    def release_memory(self) -> int:
+        """Numbers of the release's DSP memory kept after the samples in the state's ``history``:
+        the high-pass filter's two memories (each as float32 high and low parts), the previous
+        period and pitch gain (6; 0 when neither ``highpass`` nor ``pitch_method="opus"`` is
+        on)."""
+        return 6 if self.highpass or self.pitch_method == "opus" else 0
+
+    @property
+    def history_length(self) -> int:
+        """Length of the state's ``history``: :attr:`pitch_history` samples, then
+        :attr:`release_memory` numbers."""
+        return self.pitch_history + self.release_memory
+
+    @property
     def pitch_buffer_length(self) -> int:
         """Samples the pitch analysis sees per frame (history + the frame's two hops)."""
-        return self.history_length + self.n_fft
+        return self.pitch_history + self.n_fft
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["band_edges_hz"] = list(self.band_edges_hz)
+        d["gru_activations"] = list(self.gru_activations)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> RNNoiseConfig:
-        return cls(**{**d, "band_edges_hz": tuple(d.get("band_edges_hz", ()))})
+        """Inverse of :meth:`to_dict`; fields missing from older checkpoints take their defaults."""
+        d = {**d, "band_edges_hz": tuple(d.get("band_edges_hz", ()))}
+        if "gru_activations" in d:
+            d["gru_activations"] = tuple(d["gru_activations"])
+        return cls(**d)
+
+
+# The switches that turn the port's DSP into the RNNoise v0.1.1 release's (rnnoise_48k).
+RELEASE_DSP = dict(gru_activations=("relu", "relu", "relu"), pitch_method="opus", highpass=True,
+                   band_top_bin=False, window_eps=1e-14)

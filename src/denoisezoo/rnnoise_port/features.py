@@ -40,13 +40,15 @@ __all__ = [
 ]
 
 
-def band_matrices(edges: Sequence[int], n_freqs: int,
-                  dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+def band_matrices(edges: Sequence[int], n_freqs: int, dtype: torch.dtype = torch.float32,
+                  top_bin: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Triangular band analysis and linear gain interpolation matrices.
 
     Args:
         edges: band edges (= band centres of the triangles) in bins, strictly increasing.
         n_freqs: number of STFT bins.
+        top_bin: count the last edge's bin in the last band and give it that band's gain
+            (``False``: as the RNNoise release, which leaves it out of both, gain 0).
 
     Returns:
         ``analysis (bands, F)``: ``E = analysis @ |X|^2`` (RNNoise ``compute_band_energy``; the
@@ -65,8 +67,9 @@ def band_matrices(edges: Sequence[int], n_freqs: int,
             ana[i + 1, k] += frac
             syn[k, i] = 1 - frac
             syn[k, i + 1] = frac
-    ana[nb - 1, edges[-1]] += 1.0
-    syn[edges[-1], nb - 1] = 1.0
+    if top_bin:
+        ana[nb - 1, edges[-1]] += 1.0
+        syn[edges[-1], nb - 1] = 1.0
     ana[0] *= 2
     ana[nb - 1] *= 2
     return ana.to(dtype), syn.to(dtype)

@@ -24,11 +24,15 @@ The time signal is rebuilt from the spectra the model receives: hop ``t`` of the
 exactly the overlap-add of frames ``t - 1`` and ``t`` (power-complementary window), and the newest
 hop, which only frame ``t`` has seen yet, is recovered by a regularised division by the window.
 
-Differences from the C code, by design: the pitch search is a vectorised normalised
-cross-correlation (coarse at ``pitch_search_rate``, period-doubling check, full-rate refinement)
-instead of Opus's LPC-whitened search with its dependency on the previous period; there is no
-input high-pass and no skipping of digitally silent frames (the network runs on every frame); the
-GRUs follow Keras (reset gate before the recurrent product, one bias), as RNNoise was trained.
+Differences from the C code, by design and by default: the pitch search is a vectorised
+normalised cross-correlation (coarse at ``pitch_search_rate``, period-doubling check, full-rate
+refinement) instead of Opus's LPC-whitened search with its dependency on the previous period;
+there is no input high-pass; the bin at the last band edge gets the last band's gain. The
+config's release switches (:data:`~denoisezoo.rnnoise_port.config.RELEASE_DSP`, the
+``rnnoise_48k`` preset) make each of these the release's. Always different: no skipping of
+digitally silent frames (the release leaves its state and the signal untouched when a frame's
+energy is below 0.04 in int16 units; the network here runs on every frame); the GRUs follow Keras
+(reset gate before the recurrent product, one bias), as RNNoise was trained.
 """
 
 from __future__ import annotations
@@ -47,7 +51,14 @@ from denoisezoo.rnnoise_port.features import (
     dct_matrix,
     log_floor_kernels,
     log_spectrum_floor,
+    rdft_matrices,
     spectral_variability,
+)
+from denoisezoo.rnnoise_port.release import (
+    OpusPitch,
+    biquad_hop_matrix,
+    sigmoid_approx,
+    tansig_approx,
 )
 
 __all__ = [
@@ -60,7 +71,10 @@ class RNNoiseState(NamedTuple):
 
     Attributes:
         history: ``(B, H)`` rebuilt input samples before the current frame's first hop
-            (``H = config.history_length``), for the pitch search.
+            (``config.pitch_history`` of them), for the pitch search; then, with the release's
+            DSP, ``config.release_memory`` numbers: the high-pass filter's two memories (float64
+            values as float32 high and low parts), the previous frame's period and pitch gain
+            (``H = config.history_length``).
         ola: ``(B, hop)`` overlap-add tail (second half of the last frame, windowed twice).
         ceps: ``(B, ceps_memory - 1, bands)`` cepstra of the previous frames.
         vad_h: ``(B, vad_size)`` VAD GRU state.
@@ -89,6 +103,8 @@ class RNNoiseFeatures(NamedTuple):
         pitch_spec: ``(B, T, 2, F)`` spectrum (real, imaginary) of the pitch-delayed frame
             (input units).
         period: ``(B, T)`` pitch period in samples (int64).
+        spec: ``(B, T, 2, F)`` the analysed spectrum the gains apply to: the input's, or with
+            ``config.highpass`` that of the high-passed input.
     """
 
     features: torch.Tensor
@@ -97,6 +113,7 @@ class RNNoiseFeatures(NamedTuple):
     exp: torch.Tensor
     pitch_spec: torch.Tensor
     period: torch.Tensor
+    spec: torch.Tensor
 
 
 class RNNoiseOutput(NamedTuple):
@@ -126,15 +143,19 @@ class KerasGRU(nn.Module):
         input_size: ``I``.
         hidden_size: ``N``.
         activation: ``"tanh"`` or ``"relu"`` for the candidate state.
+        tables: use the RNNoise release's table approximations of ``tanh`` and the sigmoid
+            (:func:`~denoisezoo.rnnoise_port.release.tansig_approx`).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, activation: str = "tanh"):
+    def __init__(self, input_size: int, hidden_size: int, activation: str = "tanh",
+                 tables: bool = False):
         super().__init__()
         if activation not in ("tanh", "relu"):
             raise ValueError(f"activation must be 'tanh' or 'relu', got {activation!r}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.activation = activation
+        self.tables = tables
         self.kernel = nn.Parameter(torch.empty(input_size, 3 * hidden_size))
         self.recurrent_kernel = nn.Parameter(torch.empty(hidden_size, 3 * hidden_size))
         self.bias = nn.Parameter(torch.empty(3 * hidden_size))
@@ -152,10 +173,12 @@ class KerasGRU(nn.Module):
         xw = torch.matmul(x, self.kernel) + self.bias  # B, T, 3N
         u_zr = self.recurrent_kernel[:, : 2 * n]
         u_c = self.recurrent_kernel[:, 2 * n :]
-        act = torch.tanh if self.activation == "tanh" else torch.relu
+        tanh, sigmoid = (tansig_approx, sigmoid_approx) if self.tables else (torch.tanh,
+                                                                               torch.sigmoid)
+        act = tanh if self.activation == "tanh" else torch.relu
         outs = []
         for xt in xw.unbind(1):  # B, 3N per frame
-            zr = torch.sigmoid(xt[:, : 2 * n] + h @ u_zr)  # B, 2N
+            zr = sigmoid(xt[:, : 2 * n] + h @ u_zr)  # B, 2N
             z, r = zr[:, :n], zr[:, n:]
             c = act(xt[:, 2 * n :] + (r * h) @ u_c)  # B, N
             h = c + z * (h - c)
@@ -190,7 +213,7 @@ class RNNoise(nn.Module):
         hop, n_fft = cfg.hop_length, cfg.n_fft
         window = self.geometry.make_window(torch.float64)
         tail = window[hop:]
-        ana, syn = band_matrices(cfg.band_edges, cfg.n_freqs)
+        ana, syn = band_matrices(cfg.band_edges, cfg.n_freqs, top_bin=cfg.band_top_bin)
         self.register_buffer("self_pairs", torch.eye(cfg.ceps_memory, dtype=torch.bool),
                              persistent=False)  # spectral_variability's excluded pairs
         floor_before, floor_decay = log_floor_kernels(cfg.n_bands)
@@ -208,16 +231,38 @@ class RNNoise(nn.Module):
         self.register_buffer("ceps_offset", torch.tensor([12.0, 4.0] + [0.0] * (cfg.n_bands - 2)),
                              persistent=False)  # bands
         self.dft = RealDFT(n_fft)
-        self.pitch = PitchSearch(cfg.pitch_buffer_length, n_fft, cfg.min_period, cfg.max_period,
-                                 cfg.decimation, cfg.subharmonic_threshold)
+        if cfg.pitch_method == "opus":
+            self.pitch = OpusPitch(cfg.pitch_buffer_length, n_fft, cfg.min_period, cfg.max_period)
+        else:
+            self.pitch = PitchSearch(cfg.pitch_buffer_length, n_fft, cfg.min_period,
+                                     cfg.max_period, cfg.decimation, cfg.subharmonic_threshold)
+        # the release's DSP needs the newest samples exactly (its pitch search weighs them fully):
+        # the last ones, where the window is below 1e-3, are rebuilt in float64 (else a float32
+        # rounding of 1e-7 divided by a window of 1e-6 moves them visibly)
+        self.precise_tail = 16 if cfg.release_memory else 0
+        if self.precise_tail:
+            k = self.precise_tail
+            self.register_buffer("inverse_tail", rdft_matrices(n_fft, torch.float64)[1][:, -k:],
+                                 persistent=False)  # 2F, k
+            self.register_buffer("recover_tail", tail[-k:] / (tail[-k:].square() + cfg.window_eps),
+                                 persistent=False)  # k, float64
+        if cfg.highpass:  # [hop | 2 memories] -> [filtered hop | 2 memories], float64 (below)
+            self.register_buffer("highpass", biquad_hop_matrix(hop, dtype=torch.float64),
+                                 persistent=False)
         self._feat_scale = cfg.input_scale / n_fft  # RNNoise: int16 input, FFT scaled by 1 / N
 
         nf = cfg.n_features
         self.input_dense = nn.Linear(nf, cfg.dense_size)
-        self.vad_gru = KerasGRU(cfg.dense_size, cfg.vad_size, "tanh")
+        act_vad, act_noise, act_denoise = cfg.gru_activations
+        tab = cfg.activation_tables
+        self.vad_gru = KerasGRU(cfg.dense_size, cfg.vad_size, act_vad, tab)
         self.vad_output = nn.Linear(cfg.vad_size, 1)
-        self.noise_gru = KerasGRU(cfg.dense_size + cfg.vad_size + nf, cfg.noise_size, "relu")
-        self.denoise_gru = KerasGRU(cfg.vad_size + cfg.noise_size + nf, cfg.denoise_size, "tanh")
+        self.noise_gru = KerasGRU(cfg.dense_size + cfg.vad_size + nf, cfg.noise_size, act_noise,
+                                  tab)
+        self.denoise_gru = KerasGRU(cfg.vad_size + cfg.noise_size + nf, cfg.denoise_size,
+                                    act_denoise, tab)
+        self._tanh, self._sigmoid = ((tansig_approx, sigmoid_approx) if tab
+                                     else (torch.tanh, torch.sigmoid))
         self.denoise_output = nn.Linear(cfg.denoise_size, cfg.n_bands)
         for lin in (self.input_dense, self.vad_output, self.denoise_output):
             nn.init.xavier_uniform_(lin.weight)
@@ -261,8 +306,9 @@ class RNNoise(nn.Module):
         cfg = self.config
         if state is None:
             state = self.initial_state(spec.shape[0], spec.device, spec.dtype)
-        hop, h_len, f = cfg.hop_length, cfg.history_length, cfg.n_freqs
+        hop, h_len, f = cfg.hop_length, cfg.pitch_history, cfg.n_freqs
         xs = spec.permute(0, 2, 3, 1)  # B, T, 2, F: (real, imaginary) of each frame
+        history, memory = state.history[:, :h_len], state.history[:, h_len:]  # B, H; B, 4 (or 0)
 
         # time-domain buffers rebuilt from the spectra
         z = self.dft.inverse(xs.flatten(2))  # B, T, N: window * frame (inverse real DFT)
@@ -270,12 +316,24 @@ class RNNoise(nn.Module):
         tails = torch.cat([state.ola[:, None], y[:, :, hop:]], dim=1)  # B, 1 + T, hop
         exact = tails[:, :-1] + y[:, :, :hop]  # B, T, hop: first hop of each frame, exact
         newest = z[:, :, hop:] * self.recover  # B, T, hop: second hop, window divided out
-        sig = torch.cat([state.history, exact.flatten(1)], dim=-1)  # B, H + T hop
+        if self.precise_tail:
+            k = self.precise_tail
+            last = (xs.flatten(2).to(self.inverse_tail.dtype) @ self.inverse_tail) * self.recover_tail
+            newest = torch.cat([newest[..., :-k], last.to(newest.dtype)], dim=-1)  # B, T, hop
+        if cfg.highpass:
+            exact, newest, hp_mem = self._highpass(exact, newest, memory[:, :4])
+        sig = torch.cat([history, exact.flatten(1)], dim=-1)  # B, H + T hop
         buf = torch.cat([sig.unfold(1, h_len + hop, hop), newest], dim=-1)  # B, T, H + 2 hop
+        if cfg.highpass:  # the spectrum of the filtered frames replaces the input's
+            xs = self.dft(buf[..., -cfg.n_fft :] * self.window).unflatten(-1, (2, f))
         buf = buf * cfg.input_scale
 
         # pitch period and pitch-delayed spectrum
-        period = self.pitch(buf)  # B, T
+        if cfg.pitch_method == "opus":
+            period, last_period, last_gain = self.pitch.run(
+                buf, memory[:, 4].round().long(), memory[:, 5])  # B, T; B; B
+        else:
+            period = self.pitch(buf)  # B, T
         p_frames = self.pitch.delayed(buf, period) * (self.window / cfg.input_scale)  # B, T, N
         ps = self.dft(p_frames).unflatten(-1, (2, f))  # B, T, 2, F (input units, like xs)
 
@@ -302,9 +360,43 @@ class RNNoise(nn.Module):
             c0 + c1 + c2, ceps[..., nd:], c0 - c2, c0 - 2 * c1 + c2, pcorr,
             pitch_feat[..., None], variability[..., None],
         ], dim=-1)  # B, T, n_features
-        new_state = state._replace(history=sig[:, -h_len:], ola=y[:, -1, hop:],
+        new_history = sig[:, -h_len:]
+        if cfg.release_memory:
+            mem = [hp_mem if cfg.highpass else memory[:, :4]]
+            if cfg.pitch_method == "opus":
+                mem += [last_period[:, None].to(sig.dtype), last_gain[:, None]]
+            else:
+                mem.append(memory[:, 4:])
+            new_history = torch.cat([new_history, *mem], dim=-1)
+        new_state = state._replace(history=new_history, ola=y[:, -1, hop:],
                                    ceps=hist[:, -(m - 1) :])
-        return RNNoiseFeatures(features, ex, ep, exp, ps, period), new_state
+        return RNNoiseFeatures(features, ex, ep, exp, ps, period, xs), new_state
+
+    def _highpass(self, exact: torch.Tensor, newest: torch.Tensor, mem: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The release's input biquad over the rebuilt hops: ``exact (B, T, hop)`` (hop ``t - 1``
+        of each frame, which carries the filter on) and ``newest (B, T, hop)`` (hop ``t``,
+        filtered from the memory after hop ``t - 1`` but not carried on); ``mem (B, 4)``: the two
+        filter memories as float64 values split into float32 high and low parts
+        ``[m0_hi, m1_hi, m0_lo, m1_lo]``.
+
+        The products run in float64, as the C code's recursion does (the poles at radius 0.998
+        make a float32 product drift by about one int16 step over a second), and the memories
+        keep float64 precision between calls (rounded to float32, a one-ulp difference between
+        two runtimes would echo through the poles for a frame)."""
+        hop, dtype = self.config.hop_length, exact.dtype
+        m = self.highpass
+        mem64 = mem[:, :2].to(m.dtype) + mem[:, 2:].to(m.dtype)  # B, 2
+        outs, news = [], []
+        for t in range(exact.shape[1]):  # a recursion: one small product per frame
+            out = torch.cat([exact[:, t].to(m.dtype), mem64], dim=-1) @ m  # B, hop + 2
+            mem64 = out[:, hop:]
+            outs.append(out[:, :hop].to(dtype))
+            new = torch.cat([newest[:, t].to(m.dtype), mem64], dim=-1) @ m[:, :hop]
+            news.append(new.to(dtype))
+        hi = mem64.to(dtype)
+        lo = (mem64 - hi.to(m.dtype)).to(dtype)
+        return torch.stack(outs, 1), torch.stack(news, 1), torch.cat([hi, lo], dim=-1)
 
     # ---------------------------------------------------------------- network
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
@@ -352,7 +444,7 @@ class RNNoise(nn.Module):
             state = self.initial_state(spec.shape[0], spec.device, spec.dtype)
         feats, state = self.extract_features(spec, state)
         gains, vad, state = self._network(feats.features, state)
-        xs = spec.permute(0, 2, 3, 1)  # B, T, 2, F
+        xs = feats.spec  # B, T, 2, F
         if cfg.use_pitch_filter:
             xs = self._pitch_filter(xs, feats, gains)
         applied = self._decay_limit(gains, state.gains)  # B, T, bands
@@ -362,13 +454,13 @@ class RNNoise(nn.Module):
 
     def _network(self, feats: torch.Tensor, state: RNNoiseState):
         """``(B, T, n_features)`` -> ``(gains (B, T, bands), vad (B, T), state)``."""
-        dense = torch.tanh(self.input_dense(feats))  # B, T, 24
+        dense = self._tanh(self.input_dense(feats))  # B, T, 24
         vad_seq, vad_h = self.vad_gru(dense, state.vad_h)  # B, T, 24
-        vad = torch.sigmoid(self.vad_output(vad_seq))[..., 0]  # B, T
+        vad = self._sigmoid(self.vad_output(vad_seq))[..., 0]  # B, T
         noise_seq, noise_h = self.noise_gru(torch.cat([dense, vad_seq, feats], -1), state.noise_h)
         den_in = torch.cat([vad_seq, noise_seq, feats], -1)
         den_seq, den_h = self.denoise_gru(den_in, state.denoise_h)
-        gains = torch.sigmoid(self.denoise_output(den_seq))  # B, T, bands
+        gains = self._sigmoid(self.denoise_output(den_seq))  # B, T, bands
         return gains, vad, state._replace(vad_h=vad_h, noise_h=noise_h, denoise_h=den_h)
 
     def _pitch_filter(self, xs: torch.Tensor, f: RNNoiseFeatures, g: torch.Tensor
@@ -417,6 +509,15 @@ def mac_counters() -> dict[type, object]:
                    + 2 * m.n_fine * m.win + m.win + 4 * m.n_fine)  # full-rate candidates
         return rows * per_row
 
+    def opus_pitch(m: OpusPitch, inp, out) -> int:
+        rows = inp[0].numel() // m.length
+        half_len = m.length // 2
+        per_row = (half_len * (4 + 5 + 10)  # decimation, autocorrelation, whitening FIR
+                   + 2 * m.n_lags4 * m.win4  # coarse correlations and energies
+                   + 2 * 17 * m.win2  # 2x-decimated neighbourhoods and refinement
+                   + 2 * 59 * m.win2 + m.win2 + 30 * 14)  # sub-multiples, offsets, choice
+        return rows * per_row
+
     def model(m: RNNoise, inp, out) -> int:
         spec = inp[0]
         b, f, t, _ = spec.shape
@@ -431,6 +532,8 @@ def mac_counters() -> dict[type, object]:
         filt = (12 * nb + 2 * f * nb + 4 * f  # r, interpolation, X + r P
                 + 2 * f * nb + 2 * f + 3 * nb + f * nb + 2 * f) if cfg.use_pitch_filter else 0
         gains = 4 * nb + f * nb + 2 * f  # decay limit, interpolation, complex scaling
-        return b * t * (recon + delayed + bands + ceps + dense_act + filt + gains)
+        # input high-pass (two hop products) and the filtered frame's windowing + DFT
+        hp = 2 * (cfg.hop_length + 2) ** 2 + n + m.dft.macs if cfg.highpass else 0
+        return b * t * (recon + delayed + bands + ceps + dense_act + filt + gains + hp)
 
-    return {KerasGRU: gru, PitchSearch: pitch, RNNoise: model}
+    return {KerasGRU: gru, PitchSearch: pitch, OpusPitch: opus_pitch, RNNoise: model}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from denoisezoo.rnnoise_port.config import RNNoiseConfig
+from denoisezoo.rnnoise_port.config import RELEASE_DSP, RNNoiseConfig
 from denoisezoo.rnnoise_port.model import RNNoise
 
 __all__ = ["rnnoise_16k", "rnnoise_48k", "rnnoise_tiny", "RNNOISE_PRESETS"]
@@ -15,9 +15,11 @@ def rnnoise_16k() -> RNNoise:
 
 
 def rnnoise_48k() -> RNNoise:
-    """The 2018 RNNoise geometry: 48 kHz, 22 bands up to 20 kHz, 42 features, GRUs 24/48/96
-    (87,503 parameters, as the original Keras model); coarse pitch search at 12 kHz."""
-    return RNNoise(RNNoiseConfig(sample_rate=48000, pitch_search_rate=12000))
+    """The 2018 RNNoise: 48 kHz, 22 bands up to 20 kHz, 42 features, GRUs 24/48/96 with ReLU
+    candidates (87,503 parameters, as the original Keras model) and the release's DSP (input
+    high-pass, Opus pitch analysis, band layout): the model the shipped ``rnnoise_48k`` weights,
+    converted from the release's ``rnn_data.c``, run in."""
+    return RNNoise(RNNoiseConfig(sample_rate=48000, pitch_search_rate=12000, **RELEASE_DSP))
 
 
 def rnnoise_tiny() -> RNNoise:
