@@ -16,7 +16,7 @@ PKG = SRC / "denoisezoo"
 LAYERS = {
     "dsp": 0, "audio": 0, "family": 0,
     "nn": 1,
-    "gtcrn": 2, "rnnoise_port": 2, "datasets": 2,
+    "gtcrn": 2, "rnnoise_port": 2, "ulunas": 2, "datasets": 2,
     "hub": 3,
     "streaming": 4, "profile": 4,
     "evaluation": 5, "export": 5,
@@ -25,7 +25,7 @@ LAYERS = {
     "cli": 8,
     "__main__": 9, "": 9,  # "": the package facade (denoisezoo/__init__.py, lazy)
 }
-MODEL_PACKAGES = ("gtcrn", "rnnoise_port")
+MODEL_PACKAGES = ("gtcrn", "rnnoise_port", "ulunas")
 MODEL_MAY_IMPORT = {"torch", "numpy", "denoisezoo.dsp", "denoisezoo.nn", "denoisezoo.family"}
 MAX_LINES = 550
 

@@ -12,7 +12,7 @@ steps, teacher, metrics, and the model card (``meta["card"]``, the text of ``doc
 This module is the name registry (:data:`FAMILIES`, :data:`PRESETS`, the shipped weights) and
 checkpoint I/O only. :func:`load_model` reads PyTorch checkpoints: a shipped model name, a preset
 name (``pretrained=False``), a denoisezoo checkpoint, a Lightning checkpoint of our training
-modules, an official GTCRN ``.tar``. Exported steps (``.onnx``, ``.tflite``) are read by
+modules, an official GTCRN or UL-UNAS ``.tar``. Exported steps (``.onnx``, ``.tflite``) are read by
 :func:`denoisezoo.load_model` (:mod:`denoisezoo.export.artefacts`), which takes every source.
 """
 
@@ -31,6 +31,9 @@ from denoisezoo.family import Family
 from denoisezoo.gtcrn.family import FAMILY as GTCRN_FAMILY
 from denoisezoo.gtcrn.official import is_official_checkpoint, model_from_official_state
 from denoisezoo.rnnoise_port.family import FAMILY as RNNOISE_FAMILY
+from denoisezoo.ulunas.family import FAMILY as ULUNAS_FAMILY
+from denoisezoo.ulunas.official import is_official_checkpoint as is_official_ulunas
+from denoisezoo.ulunas.official import model_from_official_state as ulunas_from_official_state
 
 __all__ = [
     "FAMILIES",
@@ -63,7 +66,7 @@ class CheckpointError(ValueError):
 
 
 # The registry: one line per family (each declared once, in its own package's family.py).
-FAMILIES: dict[str, Family] = {f.name: f for f in (GTCRN_FAMILY, RNNOISE_FAMILY)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (GTCRN_FAMILY, RNNOISE_FAMILY, ULUNAS_FAMILY)}
 PRESETS: dict[str, Callable[[], nn.Module]] = {k: v for f in FAMILIES.values() for k, v in f.presets.items()}
 _BY_ANY_NAME: dict[str, Family] = {n: f for f in FAMILIES.values() for n in (f.name, *f.legacy_names)}
 
@@ -192,6 +195,10 @@ def model_from_checkpoint(obj: dict[str, Any], source: str = "<dict>") -> nn.Mod
         model.load_state_dict(obj["state_dict"])
         model.checkpoint_meta = {"name": obj.get("name"), **obj.get("meta", {})}
         return model.eval()
+    if is_official_ulunas(obj):  # asked first: GTCRN's test (ERB keys only) matches it too
+        model = ulunas_from_official_state(obj["model"])
+        model.checkpoint_meta = {"name": "ulunas_official", "epoch": obj.get("epoch")}
+        return model
     if is_official_checkpoint(obj):
         model = model_from_official_state(obj["model"])
         model.checkpoint_meta = {"name": "gtcrn_official", "epoch": obj.get("epoch")}
@@ -207,7 +214,8 @@ def model_from_checkpoint(obj: dict[str, Any], source: str = "<dict>") -> nn.Mod
         model.checkpoint_meta = {"name": desc.get("name", desc["family"]),
                                  "global_step": obj.get("global_step")}
         return model.eval()
-    raise CheckpointError(f"{source}: not a denoisezoo, Lightning or official GTCRN checkpoint")
+    raise CheckpointError(f"{source}: not a denoisezoo, Lightning or official GTCRN / UL-UNAS "
+                          "checkpoint")
 
 
 def load_model(name_or_path: str | Path, pretrained: bool = True) -> nn.Module:
