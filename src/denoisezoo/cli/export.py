@@ -1,5 +1,6 @@
-"""``denoisezoo export onnx (--model NAME | --checkpoint PATH | --preset NAME) -o model.onnx``
-and ``denoisezoo export tflite ... [--int8 --calibration DIR] -o model.tflite``."""
+"""``denoisezoo export onnx (--model NAME | --checkpoint PATH | --preset NAME) -o model.onnx``,
+``denoisezoo export tflite ... [--int8 --calibration DIR] -o model.tflite`` and
+``denoisezoo export c ... -o DIR`` (a C99 folder: ``make`` builds ``DIR/libdenoisezoo.so``)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,55 @@ def add_parser(sub) -> None:
                         "x (1, F, 1, 2) + conv/tra/inter caches, its metadata)")
     add_overwrite_arg(o)
     _add_tflite_parser(fmt)
+    _add_c_parser(fmt)
+
+
+def _add_c_parser(fmt) -> None:
+    c = fmt.add_parser(
+        "c", help="the whole streamer as plain C99 (weights as const arrays, a Makefile)",
+        description="Write a self-contained C99 folder: the streamer (STFT, network, mask, "
+                    "overlap-add) in dz_model.c, the weights with BatchNorm folded in dz_weights.c, "
+                    "the API in denoisezoo.h and a Makefile whose default target builds "
+                    "libdenoisezoo.so, libdenoisezoo.a and the dz_demo command (libc and libm "
+                    "only). GTCRN family. Unless --no-build, the folder is built with the system "
+                    "compiler and checked against the PyTorch Streamer.")
+    add_model_args(c)
+    c.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    c.add_argument("--no-build", action="store_true", help="only write the files")
+    c.add_argument("--check-seconds", type=float, default=2.0,
+                   help="seconds of test signal compared with the PyTorch Streamer after the build "
+                        "(default 2; 0: no check)")
+    add_overwrite_arg(c)
+
+
+def _run_c(args: argparse.Namespace, model, name: str | None) -> int:
+    from denoisezoo.export.c import CompilerMissingError, build, check_library, export_c
+
+    try:
+        meta = export_c(model, args.output, name=name, overwrite=args.overwrite)
+    except (FileExistsError, ValueError, TypeError) as exc:
+        return error(str(exc))
+    w = meta["weights"]
+    print(f"{args.output}: C99 sources of {meta['name']} ({w['values']:,} weights, "
+          f"{w['bytes'] / 1024:.1f} KB as float32), {meta['geometry']['sample_rate']} Hz, hop "
+          f"{meta['geometry']['hop_length']}, delay {meta['delay']} samples")
+    if args.no_build:
+        return 0
+    try:
+        lib = build(args.output)
+    except CompilerMissingError as exc:
+        print(f"not built: {exc}")
+        return 0
+    except RuntimeError as exc:
+        return error(str(exc))
+    print(f"{lib}: built (also libdenoisezoo.a and dz_demo)")
+    if args.check_seconds > 0:
+        res = check_library(model, lib, seconds=args.check_seconds)
+        print(f"check: C library vs PyTorch Streamer over {args.check_seconds:g} s, max abs diff "
+              f"{res['max_abs_diff']:.2e}")
+        if not res["max_abs_diff"] <= 1e-4:
+            return error(f"the C library differs from PyTorch by {res['max_abs_diff']:.2e} (> 1e-4)")
+    return 0
 
 
 def _add_tflite_parser(fmt) -> None:
@@ -84,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
     except (KeyError, FileNotFoundError, ValueError) as exc:
         return error(str(exc).strip("'\""))
     model, name = chosen.model, chosen.name
+    if args.format == "c":
+        return _run_c(args, model, name)
     if args.format == "tflite":
         return _run_tflite(args, model, name)
     if args.onnx_format == "sherpa-onnx":

@@ -4,6 +4,8 @@
 - :mod:`~denoisezoo.export.litert`: :func:`export_tflite` (LiteRT, float or INT8 via
   :mod:`~denoisezoo.export.litert_int8`); its converter environment
   (:mod:`~denoisezoo.export.litert_env`, made by ``denoisezoo export tflite --install-converter``).
+- :mod:`~denoisezoo.export.c`: :func:`~denoisezoo.export.c.export_c`, the whole streamer as a
+  C99 folder (``denoisezoo export c``), built into a cache for the ``c`` backend.
 - :mod:`~denoisezoo.export.calibration`: real frames + states for INT8 calibration.
 - :mod:`~denoisezoo.export.artefacts`: :func:`load_artefact`, :class:`OnnxModel`,
   :class:`LiteRTModel` (an exported step as a drop-in model).

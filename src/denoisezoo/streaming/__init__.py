@@ -6,12 +6,14 @@
   hop (servers), with a hop budget, p50/p99 latency and an overload policy.
 - Runtimes for exported steps, usable by :class:`Streamer` like the PyTorch model:
   :class:`OnnxStepModel` (ONNX Runtime), :class:`LiteRTStepModel` (LiteRT), both on
-  :class:`~denoisezoo.streaming.backend.FrameStepBackend`.
+  :class:`~denoisezoo.streaming.backend.FrameStepBackend`, and :class:`CStepModel` (a library
+  built by ``denoisezoo export c``, through ctypes; :class:`CLibrary` is its C API).
 
 Nothing here converts a model: exporting is :mod:`denoisezoo.export`.
 """
 
 from denoisezoo.streaming.backend import FrameStepBackend, read_sidecar, sidecar_path
+from denoisezoo.streaming.c_runtime import CLibrary, CStepModel
 from denoisezoo.streaming.litert_runtime import LiteRTStepModel, LiteRTUnavailableError, litert_available
 from denoisezoo.streaming.onnx_runtime import OnnxStepModel, make_session
 from denoisezoo.streaming.pool import POOL_BACKENDS, StreamPool
@@ -19,6 +21,8 @@ from denoisezoo.streaming.streamer import FALLBACKS, CalibrationResult, Streamab
 
 __all__ = [
     "FALLBACKS",
+    "CLibrary",
+    "CStepModel",
     "CalibrationResult",
     "FrameStepBackend",
     "LiteRTStepModel",
