@@ -250,3 +250,21 @@ def test_streamer_runs_the_c_backend_from_the_cache(tiny, tmp_path, monkeypatch)
     s = Streamer(c, batch=2)
     y = torch.cat([s.feed(torch.from_numpy(stereo)), s.flush()], dim=-1).numpy()
     assert np.abs(y[0] - ref).max() <= TOL
+
+
+def test_denoise_cli_with_the_c_backend(tiny, tmp_path, monkeypatch):
+    from denoisezoo.cli import main
+    from denoisezoo.hub import save_checkpoint
+
+    monkeypatch.setenv("DENOISEZOO_CACHE", str(tmp_path / "cache"))
+    ck = save_checkpoint(tiny[0], tmp_path / "tiny.pt", name="tiny")
+    x = _example(2.0)
+    sf.write(tmp_path / "in.wav", x, 16000, subtype="FLOAT")
+    for backend in ("torch", "c"):
+        assert main(["denoise", str(tmp_path / "in.wav"), "-o", str(tmp_path / f"{backend}.wav"),
+                     "--checkpoint", str(ck), "--backend", backend, "--no-progress"]) == 0
+    a, _ = sf.read(tmp_path / "torch.wav", dtype="float32")
+    b, _ = sf.read(tmp_path / "c.wav", dtype="float32")
+    assert a.shape == b.shape == x.shape and np.abs(a - b).max() <= TOL
+    assert main(["denoise", str(tmp_path / "in.wav"), "-o", str(tmp_path / "rn.wav"),
+                 "--preset", "rnnoise_16k", "--backend", "c"]) == 1

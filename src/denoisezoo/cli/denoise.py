@@ -47,6 +47,9 @@ def add_parser(sub) -> None:
                    help="voice-activity decision threshold for the CSV 'speech' column (default 0.5)")
     p.add_argument("--streaming", action="store_true",
                    help="run the streaming engine one hop at a time, as live audio (same output)")
+    p.add_argument("--backend", choices=("torch", "c"), default="torch",
+                   help="run a PyTorch GTCRN as it is (torch), or as its generated C library (c: "
+                        "`denoisezoo export c`, built once into ~/.cache/denoisezoo/c)")
 
 
 def _collect(inputs: list[str]) -> list[tuple[Path, Path]]:
@@ -113,7 +116,11 @@ def run(args: argparse.Namespace) -> int:
         return error(msg)
     try:
         model = model_from_args(args)
-    except (KeyError, FileNotFoundError, ValueError) as exc:
+        if args.backend == "c":
+            from denoisezoo.export.c import c_model
+
+            model = c_model(model)
+    except (KeyError, FileNotFoundError, ValueError, TypeError, RuntimeError) as exc:
         return error(str(exc).strip("'\""))
     failures = 0
     progress = None if not args.no_progress else False
