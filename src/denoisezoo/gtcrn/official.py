@@ -35,11 +35,13 @@ def convert_official_state_dict(state: dict[str, torch.Tensor]) -> dict[str, tor
 
 
 def is_official_checkpoint(obj: object) -> bool:
-    """True for a loaded object that looks like an official GTCRN archive."""
+    """True for a loaded object that looks like an official GTCRN archive (its ERB and its
+    dual-path GRNN blocks: UL-UNAS archives share the ERB key but not ``dpgrnn1``)."""
     return (
         isinstance(obj, dict)
         and isinstance(obj.get("model"), dict)
         and "erb.erb_fc.weight" in obj["model"]
+        and any(k.startswith("dpgrnn1.") for k in obj["model"])
     )
 
 
