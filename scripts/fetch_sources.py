@@ -40,6 +40,7 @@ import inspect
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -226,14 +227,16 @@ class Source:
     notes: list[str] = field(default_factory=list)
 
 
-def prepare_dirs(data: Path, src: Source, full_band: bool, force: bool) -> tuple[Path, Path | None]:
-    """The 16 kHz (and 48 kHz) output folders of ``src``; refuse ones that hold audio unless ``force``."""
+def prepare_dirs(data: Path, src: Source, full_band: bool, force: bool, keep: bool = False,
+                 ) -> tuple[Path, Path | None]:
+    """The 16 kHz (and 48 kHz) output folders of ``src``; refuse ones that hold audio unless ``force``
+    (which empties them) or ``keep`` (which resumes into them)."""
     out16 = data / src.kind / src.name
     out48 = data / f"{src.kind}48k" / src.name if full_band else None
     for d in (out16, out48):
         if d is None:
             continue
-        if d.exists() and any(p.suffix.lower() in AUDIO_SUFFIXES for p in d.rglob("*")):
+        if not keep and d.exists() and any(p.suffix.lower() in AUDIO_SUFFIXES for p in d.rglob("*")):
             if not force:
                 raise SystemExit(f"{d} already holds audio; use --force to replace it")
             shutil.rmtree(d)
@@ -519,7 +522,7 @@ def pseudo_speakers(voices: dict[str, np.ndarray], blends: int, rng: np.random.G
 
 
 def _common(a: argparse.Namespace, src: Source, full_band: bool) -> tuple[Path, Path | None, Path]:
-    out16, out48 = prepare_dirs(a.data, src, full_band, a.force)
+    out16, out48 = prepare_dirs(a.data, src, full_band, a.force, keep=getattr(a, "resume", False))
     work = a.out / src.name
     work.mkdir(parents=True, exist_ok=True)
     return out16, out48, work
@@ -631,28 +634,43 @@ def cmd_kokoro(a: argparse.Namespace) -> int:
                         for lang in a.languages}, rng)
     names = sorted(speakers)
     rows: list[dict] = []
-    total, t0 = 0.0, time.time()
+    # --resume: utterances already in the manifest are kept (the seeded draws are replayed, so the rest
+    # continues as an uninterrupted run would); SIGTERM stops after the current utterance and still
+    # writes the manifest and SOURCE.txt
+    done = {}
+    if a.resume and (out16 / "manifest.csv").exists():
+        with open(out16 / "manifest.csv", newline="", encoding="utf-8") as f:
+            done = {r["file"]: r for r in csv.DictReader(f) if (out16 / r["file"]).exists()}
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    total, t0, made = 0.0, time.time(), 0.0
     for k, (lang, text) in enumerate(queue):
-        if total >= 60.0 * a.minutes:
+        if total >= 60.0 * a.minutes or stop:
             break
         spk = names[int(rng.integers(0, len(names)))]
         speed = float(rng.uniform(0.85, 1.15))
+        name = f"kokoro_{lang}_{k:05d}.flac"
+        if name in done:
+            row = done[name]
+            rows.append({**row, "speed": float(row["speed"]), "seconds": float(row["seconds"])})
+            total += float(row["seconds"])
+            continue
         ph = espeak_phonemes(text, ESPEAK_VOICES[lang], tts.vocab, espeak)
         if len(ph) < 10:
             continue
         y = trim_silence(tts(ph, speakers[spk], speed), KOKORO_SR, floor_db=-50.0)
         if y.size < KOKORO_SR // 2 or not np.isfinite(y).all():
             continue
-        name = f"kokoro_{lang}_{k:05d}.flac"
         secs = write_versions(y, KOKORO_SR, name, out16, out48)
         total += secs
+        made += secs
         rows.append({"file": name, "language": lang, "speaker": spk, "speed": round(speed, 3),
                      "seconds": round(secs, 3), "text": text})
         if len(rows) % 20 == 0:
             write_manifest(out16, rows)
-            rtf = (time.time() - t0) / max(total, 1e-9)
-            print(f"{len(rows)} utterances, {total / 60:.1f} min, {rtf:.2f} s of compute per s of speech",
-                  flush=True)
+            rtf = (time.time() - t0) / max(made, 1e-9)
+            print(f"{len(rows)} utterances, {total / 60:.1f} min, {rtf:.2f} s of wall time per s of speech "
+                  "made in this call", flush=True)
     per = {}
     for r in rows:
         per[r["language"]] = per.get(r["language"], 0.0) + r["seconds"] / 60
@@ -694,6 +712,8 @@ def build_parser() -> argparse.ArgumentParser:
                    default=["en", "es", "de", "it", "pt", "pt_BR", "nl", "sv", "ca", "et"],
                    help=f"from {sorted(ESPEAK_VOICES)}")
     k.add_argument("--no-48k", action="store_true", help="skip the 48 kHz copy")
+    k.add_argument("--resume", action="store_true",
+                   help="keep the utterances of an interrupted run (same seed and options) and go on")
     for name, helptext in (("klettres", "Debian klettres-data: letters and syllables, ~20 languages"),
                            ("gcin", "Debian gcin-voice: Mandarin syllables, 2 voices")):
         d = sub.add_parser(name, parents=[common], help=helptext)

