@@ -83,7 +83,8 @@ def build(folder: str | Path, opt: str = DEFAULT_OPT, targets: tuple[str, ...] =
                  *targets]]
     else:  # the Makefile's shared-library rule, by hand
         src = ["dz_model.c", "dz_layers.c", "dz_fft.c", "dz_weights.c"]
-        cmds = [[*cc.split(), "-std=c99", *opt.split(), *warn.split(), "-fPIC", "-fvisibility=hidden",
+        cmds = [[*cc.split(), "-std=c99", *opt.split(), *warn.split(), "-fno-trapping-math", "-fPIC",
+                 "-fvisibility=hidden",
                  "-shared", "-o", LIB_NAME, *src, "-lm"]]
     for cmd in cmds:
         res = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
