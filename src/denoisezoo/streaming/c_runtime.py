@@ -160,11 +160,12 @@ class CStepModel:
             builds one on demand from a PyTorch model).
 
     Example:
-        >>> from denoisezoo.export.c import c_model, compiler
+        >>> import tempfile
+        >>> from denoisezoo.export.c import cached_library, compiler
         >>> from denoisezoo.gtcrn import gtcrn_tiny
         >>> from denoisezoo.streaming import Streamer
-        >>> if compiler():
-        ...     s = Streamer(c_model(gtcrn_tiny()))
+        >>> if compiler():  # c_model(model) does this with the user's cache
+        ...     s = Streamer(CStepModel(cached_library(gtcrn_tiny(), root=tempfile.mkdtemp())))
         ...     y = torch.cat([s.feed(torch.randn(700)), s.flush()])
         ...     assert y.shape[0] == s.delay + 700 and s.backend == "c"
     """

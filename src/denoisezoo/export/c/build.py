@@ -98,11 +98,11 @@ def cache_root() -> Path:
     return Path(os.environ.get("DENOISEZOO_CACHE", "~/.cache/denoisezoo")).expanduser() / "c"
 
 
-def _cache_key(model: torch.nn.Module, opt: str, cc: str) -> str:
+def _cache_key(model: torch.nn.Module, name: str | None, opt: str, cc: str) -> str:
     from denoisezoo.export.c.export import GENERATOR_VERSION, TEMPLATES
 
     h = hashlib.sha256()
-    h.update(f"{GENERATOR_VERSION}\n{opt}\n{_compiler_id(cc)}\n".encode())
+    h.update(f"{GENERATOR_VERSION}\n{name}\n{opt}\n{_compiler_id(cc)}\n".encode())
     cfg = getattr(model, "config", None)
     h.update(json.dumps(cfg.to_dict() if hasattr(cfg, "to_dict") else None, sort_keys=True).encode())
     for name, t in model.state_dict().items():
@@ -117,15 +117,16 @@ def _cache_key(model: torch.nn.Module, opt: str, cc: str) -> str:
 
 def cached_library(model: torch.nn.Module, name: str | None = None, opt: str = CACHE_OPT,
                    root: str | Path | None = None) -> Path:
-    """The built ``libdenoisezoo.so`` of ``model`` from the cache, exported and built on the
-    first call (:func:`cache_root`); concurrent callers may both build, one folder wins."""
+    """The built ``libdenoisezoo.so`` of ``model`` from the cache (``root``, default
+    :func:`cache_root`), exported and built on the first call; concurrent callers may both
+    build, one folder wins."""
     from denoisezoo.export.c.export import export_c
 
     cc = compiler()
     if cc is None:
         raise CompilerMissingError(compiler_missing_reason())
     root = Path(root) if root is not None else cache_root()
-    final = root / _cache_key(model, opt, cc)
+    final = root / _cache_key(model, name, opt, cc)
     lib = final / LIB_NAME
     if lib.is_file():
         return lib
