@@ -60,7 +60,7 @@ def _compiler_id(cc: str) -> str:
 
 
 def build(folder: str | Path, opt: str = DEFAULT_OPT, targets: tuple[str, ...] = ("all",),
-          extra_cflags: str = "") -> Path:
+          extra_cflags: str = "", cc: str | None = None) -> Path:
     """Build ``folder`` (written by :func:`denoisezoo.export.c.export_c`) and return the path
     of its ``libdenoisezoo.so``.
 
@@ -69,18 +69,22 @@ def build(folder: str | Path, opt: str = DEFAULT_OPT, targets: tuple[str, ...] =
         opt: optimisation flags (the Makefile's ``CFLAGS_OPT``).
         targets: make targets (``all``: shared and static library and ``dz_demo``).
         extra_cflags: appended to the warning flags (e.g. ``-Werror`` or ``-fopt-info-vec``).
+        cc: another compiler, e.g. the cross compiler ``aarch64-linux-gnu-gcc`` (its ``ar`` is
+            the one with the same prefix).
 
     Raises:
         CompilerMissingError: no C compiler; RuntimeError: the build failed (its log attached).
     """
     folder = Path(folder)
-    cc = compiler()
-    if cc is None:
-        raise CompilerMissingError(compiler_missing_reason())
+    cc = cc or compiler()
+    if cc is None or not shutil.which(cc.split()[0]):
+        raise CompilerMissingError(compiler_missing_reason() or f"{cc}: not found")
     warn = f"-Wall -Wextra {extra_cflags}".strip()
     if shutil.which("make"):
-        cmds = [["make", "-C", str(folder), f"CC={cc}", f"CFLAGS_OPT={opt}", f"CFLAGS_WARN={warn}",
-                 *targets]]
+        prefix = cc.split()[0][: -len("gcc")] if cc.split()[0].endswith("-gcc") else ""
+        ar = [f"AR={prefix}ar"] if prefix else []
+        cmds = [["make", "-C", str(folder), f"CC={cc}", *ar, f"CFLAGS_OPT={opt}",
+                 f"CFLAGS_WARN={warn}", *targets]]
     else:  # the Makefile's shared-library rule, by hand
         src = ["dz_model.c", "dz_layers.c", "dz_fft.c", "dz_weights.c"]
         cmds = [[*cc.split(), "-std=c99", *opt.split(), *warn.split(), "-fno-trapping-math", "-fPIC",
