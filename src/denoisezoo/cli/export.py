@@ -1,6 +1,7 @@
 """``denoisezoo export onnx (--model NAME | --checkpoint PATH | --preset NAME) -o model.onnx``,
 ``denoisezoo export tflite ... [--int8 --calibration DIR] -o model.tflite`` and
-``denoisezoo export c ... -o DIR`` (a C99 folder: ``make`` builds ``DIR/libdenoisezoo.so``)."""
+``denoisezoo export c ... -o DIR`` (a C99 folder: ``make`` builds ``DIR/libdenoisezoo.so``) and
+``denoisezoo export ladspa ... -o DIR`` (the same C, ``make`` builds a LADSPA plugin)."""
 
 from __future__ import annotations
 
@@ -48,20 +49,36 @@ def _add_c_parser(fmt) -> None:
                     "libdenoisezoo.so, libdenoisezoo.a and the dz_demo command (libc and libm "
                     "only). GTCRN family. Unless --no-build, the folder is built with the system "
                     "compiler and checked against the PyTorch Streamer.")
-    add_model_args(c)
-    c.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
-    c.add_argument("--no-build", action="store_true", help="only write the files")
+    lad = fmt.add_parser(
+        "ladspa", help="a LADSPA plugin of the same C (mono, the model's rate)",
+        description="Write the C folder of `export c` with a Makefile whose default target is the "
+                    "LADSPA plugin denoisezoo_ladspa.so (needs ladspa.h, Debian ladspa-sdk): mono "
+                    "in/out at the model's rate only, controls for the attenuation limit (dB, 100 "
+                    "= unlimited) and dry/wet, a `latency` output port. Built unless --no-build.")
+    for p in (c, lad):
+        add_model_args(p)
+        p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+        p.add_argument("--no-build", action="store_true", help="only write the files")
+        add_overwrite_arg(p)
     c.add_argument("--check-seconds", type=float, default=2.0,
                    help="seconds of test signal compared with the PyTorch Streamer after the build "
                         "(default 2; 0: no check)")
-    add_overwrite_arg(c)
 
 
 def _run_c(args: argparse.Namespace, model, name: str | None) -> int:
-    from denoisezoo.export.c import CompilerMissingError, build, check_library, export_c
+    from denoisezoo.export.c import (
+        LADSPA_PLUGIN,
+        CompilerMissingError,
+        build,
+        check_library,
+        export_c,
+        export_ladspa,
+    )
 
+    plugin = args.format == "ladspa"
     try:
-        meta = export_c(model, args.output, name=name, overwrite=args.overwrite)
+        meta = (export_ladspa if plugin else export_c)(model, args.output, name=name,
+                                                      overwrite=args.overwrite)
     except (FileExistsError, ValueError, TypeError) as exc:
         return error(str(exc))
     w = meta["weights"]
@@ -71,12 +88,19 @@ def _run_c(args: argparse.Namespace, model, name: str | None) -> int:
     if args.no_build:
         return 0
     try:
-        lib = build(args.output)
+        lib = build(args.output, targets=("ladspa",) if plugin else ("all",))
     except CompilerMissingError as exc:
         print(f"not built: {exc}")
         return 0
     except RuntimeError as exc:
-        return error(str(exc))
+        hint = " (install the LADSPA SDK header, e.g. apt-get install ladspa-sdk)" if (
+            plugin and "ladspa.h" in str(exc)) else ""
+        return error(f"{exc}{hint}")
+    if plugin:
+        lad = meta["ladspa"]
+        print(f"{args.output}/{LADSPA_PLUGIN}: LADSPA plugin, label {lad['label']}, ID {lad['id']}, "
+              f"latency {lad['latency']} samples, {meta['geometry']['sample_rate']} Hz mono only")
+        return 0
     print(f"{lib}: built (also libdenoisezoo.a and dz_demo)")
     if args.check_seconds > 0:
         res = check_library(model, lib, seconds=args.check_seconds)
@@ -134,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     except (KeyError, FileNotFoundError, ValueError) as exc:
         return error(str(exc).strip("'\""))
     model, name = chosen.model, chosen.name
-    if args.format == "c":
+    if args.format in ("c", "ladspa"):
         return _run_c(args, model, name)
     if args.format == "tflite":
         return _run_tflite(args, model, name)

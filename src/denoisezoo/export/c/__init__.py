@@ -19,17 +19,21 @@ from denoisezoo.export.c.build import (
     compiler_missing_reason,
 )
 from denoisezoo.export.c.export import (
+    LADSPA_PLUGIN,
     SIDECAR,
     SIDECAR_FORMAT,
     check_library,
     check_signal,
     export_c,
+    export_ladspa,
     generated_files,
+    ladspa_label,
 )
 
-__all__ = ["CACHE_OPT", "DEFAULT_OPT", "SIDECAR", "SIDECAR_FORMAT", "CompilerMissingError", "build",
-           "c_model", "cache_root", "cached_library", "check_library", "compiler",
-           "compiler_missing_reason", "export_c", "generated_files", "check_signal"]
+__all__ = ["CACHE_OPT", "DEFAULT_OPT", "LADSPA_PLUGIN", "SIDECAR", "SIDECAR_FORMAT",
+           "CompilerMissingError", "build", "c_model", "cache_root", "cached_library",
+           "check_library", "check_signal", "compiler", "compiler_missing_reason", "export_c",
+           "export_ladspa", "generated_files", "ladspa_label"]
 
 
 def c_model(model, name: str | None = None):
