@@ -43,12 +43,16 @@ SCENARIO = [
 HOPS = 24
 
 
-def _run_scenario(pool: StreamPool, model, lone_model=None, vad: bool = False):
-    """Run SCENARIO through ``pool`` and through one Streamer per stream (over ``lone_model``);
-    returns ``(pool outputs, Streamer outputs, pool VAD, Streamer VAD)`` per stream."""
+def _run_scenario(pool: StreamPool, model, lone_model=None, vad: bool = False,
+                  scenario=SCENARIO, make_lone=None, sig=None):
+    """Run ``scenario`` through ``pool`` and through one Streamer per stream (over ``lone_model``,
+    or ``make_lone()`` when given); returns ``(pool outputs, Streamer outputs, pool VAD, Streamer VAD)``
+    per stream."""
+    SCENARIO = scenario  # noqa: N806
     hop = pool.hop_size
     sr = pool.geometry.sample_rate
-    sig = [speechlike(HOPS * hop, sr, seed) for _, _, seed, *_ in SCENARIO]
+    if sig is None:
+        sig = [speechlike(HOPS * hop, sr, seed) for _, _, seed, *_ in SCENARIO]
     sids: dict[int, int] = {}
     lone: dict[int, Streamer] = {}
     got = {k: [] for k in range(len(SCENARIO))}
@@ -59,7 +63,7 @@ def _run_scenario(pool: StreamPool, model, lone_model=None, vad: bool = False):
             if t == start:
                 kw = {} if strength is None else {"atten_lim_db": strength[0], "wet": strength[1]}
                 sids[k] = pool.open(**kw)
-                lone[k] = Streamer(lone_model or model, vad=vad)
+                lone[k] = make_lone() if make_lone else Streamer(lone_model or model, vad=vad)
                 if strength is not None:
                     lone[k].set_strength(*strength)
             if change is not None and t == change[0]:
@@ -335,3 +339,152 @@ def test_exported_step_pickles_by_reopening_its_file(onnx_pair):
     frame = torch.randn(2, om.geometry.n_freqs, 1, 2)
     np.testing.assert_array_equal(again.forward_stateful(frame, None)[0].numpy(),
                                   om.forward_stateful(frame, None)[0].numpy())
+
+
+# ------------------------------------------------------------------ backend "c": dz_process_many
+C_TOL = 1e-6  # C pool == the same library's dz_process, stream alone
+C_TORCH_TOL = 1e-4  # C pool == torch pool
+# attenuation limits (set at open, changed while running, 0 dB, unlimited again) or a dry/wet
+# mix, not both at once (the C pool mixes after the C library's limit, the others before)
+C_SCENARIO = [
+    (0, 24, 1, None, None, ()),
+    (3, 24, 2, (12.0, 1.0), None, (9, 10)),
+    (5, 13, 3, None, (8, 0.0, 1.0), ()),
+    (0, 9, 4, (6.0, 1.0), (4, 20.0, 1.0), ()),
+    (11, 24, 5, None, (15, None, 1.0), ()),
+    (2, 20, 6, (None, 0.7), None, (6,)),
+]
+
+
+class LoneC:
+    """One stream alone through a C library's ``dz_process`` (the Streamer interface the
+    scenario drives), the dry/wet mix on the output hop as the C pool's."""
+
+    def __init__(self, lib):
+        self.lib, self.h = lib, lib.create()
+        self.hist = np.zeros(lib.delay, np.float32)
+        self.wet, self.started, self.probs = 1.0, False, []
+
+    def set_strength(self, atten_lim_db=None, wet=1.0):
+        assert not self.started or wet == self.wet  # a wet ramp is the pool's, not tested here
+        db = 0.0 if atten_lim_db is None else max(atten_lim_db, 1e-30)
+        self.lib.set_atten_lim_db(self.h, db)
+        self.wet = wet
+
+    def feed(self, x):
+        y, p = self.lib.process(self.h, x)
+        seq = np.concatenate([self.hist, x])
+        self.hist = seq[self.lib.hop :]
+        self.started = True
+        self.probs.append(p)
+        if self.wet != 1.0:
+            w = np.float32(self.wet)
+            y = w * y + (1 - w) * seq[: self.lib.hop]
+        return torch.from_numpy(y)
+
+    def pop_vad(self):
+        return (np.asarray(self.probs, np.float32),)
+
+
+def _c_compiler():
+    from denoisezoo.export.c import compiler, compiler_missing_reason
+
+    return compiler(), compiler_missing_reason() or ""
+
+
+needs_cc = pytest.mark.skipif(_c_compiler()[0] is None, reason=_c_compiler()[1])
+
+
+@pytest.fixture(scope="module")
+def c_tiny(tmp_path_factory):
+    from denoisezoo.export.c import cached_library
+    from denoisezoo.streaming import CLibrary
+
+    model = randomised(lambda: build_model("gtcrn_tiny"))
+    return model, CLibrary(cached_library(model, root=tmp_path_factory.mktemp("c_pool")))
+
+
+def _counting(lib):
+    calls = []
+    real = lib.process_many
+
+    def counting(handles, hops, *a, **kw):
+        calls.append(len(handles))
+        return real(handles, hops, *a, **kw)
+
+    lib.process_many = counting
+    return calls, real
+
+
+@needs_cc
+def test_c_pool_equals_lone_dz_process_and_the_torch_pool(c_tiny):
+    model, lib = c_tiny
+    calls, real = _counting(lib)
+    try:
+        pool = StreamPool(lib, backend="c", overload=None, vad=True)
+        got, ref, vad, vad_ref = _run_scenario(pool, model, vad=True, scenario=C_SCENARIO,
+                                               make_lone=lambda: LoneC(lib))
+    finally:
+        lib.process_many = real
+    assert len(calls) == HOPS and max(calls) == 5  # one dz_process_many per hop, all streams
+    torch_got, *_ = _run_scenario(StreamPool(model, overload=None), model, scenario=C_SCENARIO)
+    for k in got:
+        assert np.abs(ref[k]).max() > 1e-3
+        np.testing.assert_allclose(got[k], ref[k], atol=C_TOL, rtol=0, err_msg=f"stream {k}")
+        np.testing.assert_allclose(vad[k], vad_ref[k], atol=C_TOL, rtol=0, err_msg=f"VAD {k}")
+        np.testing.assert_allclose(got[k], torch_got[k], atol=C_TORCH_TOL, rtol=0,
+                                   err_msg=f"stream {k} vs torch")
+    assert pool.stats["backend"] == "c" and pool.stats["overload_stream_hops"] == 0
+    handles = list(pool._owned)
+    for sid in pool.streams:
+        pool.close(sid)
+    assert not pool._owned and len(handles) == 3  # destroyed on close
+
+
+@needs_cc
+def test_c_pool_on_the_real_model_and_a_clip():
+    import soundfile as sf
+    from conftest import REPO
+
+    from denoisezoo.export.c import c_model
+    from denoisezoo.hub import load_model
+
+    model = load_model("gtcrn")
+    cm = c_model(model)
+    x, sr = sf.read(REPO / "examples" / "noisy_example.wav", dtype="float32")
+    assert sr == model.geometry.sample_rate
+    hop = model.geometry.hop_length
+    sig = [np.roll(x, 4000 * k)[: HOPS * hop] for k in range(len(C_SCENARIO))]
+    got, ref, *_ = _run_scenario(StreamPool(cm, backend="c", overload=None), model,
+                                 scenario=C_SCENARIO, make_lone=lambda: LoneC(cm.library), sig=sig)
+    torch_got, *_ = _run_scenario(StreamPool(model, overload=None), model, scenario=C_SCENARIO,
+                                  sig=sig)
+    for k in got:
+        assert np.abs(ref[k]).max() > 1e-3
+        np.testing.assert_allclose(got[k], ref[k], atol=C_TOL, rtol=0, err_msg=f"stream {k}")
+        np.testing.assert_allclose(got[k], torch_got[k], atol=C_TORCH_TOL, rtol=0,
+                                   err_msg=f"stream {k} vs torch")
+
+
+@needs_cc
+def test_c_pool_overload_passes_the_input_through(c_tiny, tmp_path):
+    model, lib = c_tiny
+    with pytest.raises(ValueError, match="mask"):
+        StreamPool(lib, backend="c", overload="mask")
+    with pytest.raises(ValueError, match="built C library"):
+        StreamPool(model, backend="c")
+    pool = StreamPool(str(lib.path), backend="c", budget_ms=1e-6)  # a path works too
+    hop = pool.hop_size
+    sids = [pool.open() for _ in range(3)]
+    xs = {s: speechlike(12 * hop, pool.geometry.sample_rate, seed=s) for s in sids}
+    ys = {s: [] for s in sids}
+    for t in range(12):
+        outs = pool.process({s: xs[s][t * hop : (t + 1) * hop] for s in sids})
+        for s in sids:
+            ys[s].append(outs[s])
+    st = pool.stats
+    assert st["model_stream_hops"] == 3 and st["overload_stream_hops"] == 33  # first hop only
+    d = pool.delay
+    for s in sids:
+        y = np.concatenate(ys[s])
+        np.testing.assert_allclose(y[d + 2 * hop :], xs[s][2 * hop : y.size - d], atol=1e-6)

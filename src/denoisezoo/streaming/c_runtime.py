@@ -3,6 +3,8 @@
 - :class:`CLibrary`: the library's API (``dz_create``, ``dz_process``, ...) on numpy arrays;
   :meth:`CLibrary.denoise` runs a whole signal hop by hop through the C streamer (its own
   STFT, network, mask, attenuation limit and overlap-add).
+- :meth:`CLibrary.process_many`: one hop of many streams (one ``DzModel`` each) in one
+  ``dz_process_many`` call, what :class:`~denoisezoo.streaming.StreamPool` (``backend="c"``) runs.
 - :class:`CStepModel`: the same library as a streamable model for
   :class:`~denoisezoo.streaming.Streamer`: the Streamer does the STFT in Python and each frame
   goes through ``dz_process_spectrum`` (the network of the C library). Its state is one C model
@@ -70,6 +72,12 @@ class CLibrary:
             getattr(lib, fn).argtypes = [ctypes.c_void_p, _F32P, _F32P]
         lib.dz_set_atten_lim_db.restype = None
         lib.dz_set_atten_lim_db.argtypes = [ctypes.c_void_p, ctypes.c_float]
+        lib.dz_bypass.restype = None
+        lib.dz_bypass.argtypes = [ctypes.c_void_p, _F32P, _F32P]
+        lib.dz_process_many.restype = ctypes.c_int
+        lib.dz_process_many.argtypes = [ctypes.c_void_p, ctypes.c_int, _F32P, _F32P, _F32P]
+        lib.dz_bypass_many.restype = ctypes.c_int
+        lib.dz_bypass_many.argtypes = [ctypes.c_void_p, ctypes.c_int, _F32P, _F32P]
         self.sample_rate = lib.dz_sample_rate()
         self.hop = lib.dz_hop_size()
         self.n_fft = lib.dz_fft_size()
@@ -111,6 +119,46 @@ class CLibrary:
         y = np.empty(self.hop, np.float32) if out is None else out
         p = self.lib.dz_process(handle, _ptr(x), _ptr(y))
         return y, float(p)
+
+    def handles(self, handles) -> np.ndarray:
+        """The ``DzModel *`` array :meth:`process_many` takes, from handles of :meth:`create`."""
+        return np.ascontiguousarray(np.asarray(handles, np.uintp).reshape(-1))
+
+    def _many_args(self, handles: np.ndarray, hops: np.ndarray, out: np.ndarray | None):
+        h = np.ascontiguousarray(handles, np.uintp)
+        n = h.shape[0]
+        x = np.ascontiguousarray(hops, np.float32)
+        if x.shape != (n, self.hop):
+            raise ValueError(f"expected ({n}, {self.hop}) samples for {n} streams, got {x.shape}")
+        y = np.empty((n, self.hop), np.float32) if out is None else out
+        if y.shape != (n, self.hop) or y.dtype != np.float32 or not y.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous float32 ({n}, {self.hop}) array")
+        if n and (not h.all()):
+            raise ValueError("a NULL DzModel handle")
+        return h, n, x, y
+
+    def process_many(self, handles: np.ndarray, hops: np.ndarray, out: np.ndarray | None = None,
+                     vad: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One hop of ``n`` streams in one ``dz_process_many`` call: ``handles (n,)`` (uintp,
+        :meth:`handles`), ``hops (n, hop_size)`` float32 -> ``(out (n, hop_size), speech
+        probability (n,))``; stream ``i`` advances exactly as ``process(handles[i], hops[i])``."""
+        h, n, x, y = self._many_args(handles, hops, out)
+        p = np.empty(n, np.float32) if vad is None else vad
+        if p.shape != (n,) or p.dtype != np.float32 or not p.flags.c_contiguous:
+            raise ValueError(f"vad must be a C-contiguous float32 ({n},) array")
+        if self.lib.dz_process_many(h.ctypes.data, n, _ptr(x), _ptr(y), _ptr(p)) != 0:
+            raise RuntimeError("dz_process_many refused its arguments")
+        return y, p
+
+    def bypass_many(self, handles: np.ndarray, hops: np.ndarray,
+                    out: np.ndarray | None = None) -> np.ndarray:
+        """A hop the network skips, for ``n`` streams in one ``dz_bypass_many`` call: each input
+        goes on through its model's STFT history and overlap-add (the delayed input once settled);
+        the network states do not move."""
+        h, n, x, y = self._many_args(handles, hops, out)
+        if self.lib.dz_bypass_many(h.ctypes.data, n, _ptr(x), _ptr(y)) != 0:
+            raise RuntimeError("dz_bypass_many refused its arguments")
+        return y
 
     def denoise(self, x: np.ndarray, atten_lim_db: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """A whole ``(N,)`` signal through a fresh C model, completed with zeros: ``(delay + N

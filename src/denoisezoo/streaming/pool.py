@@ -15,7 +15,15 @@ samples against the input.
 Backends: ``"torch"`` (a PyTorch model, e.g. GTCRN or the RNNoise port, in eval mode) and
 ``"onnx"`` (an :class:`~denoisezoo.streaming.OnnxStepModel` exported with
 ``export_onnx(model, path, dynamic_batch=True)``, or the path of such a file: one ``session.run``
-per hop for all streams).
+per hop for all streams) and ``"c"`` (a built C library: ``CStepModel``, ``CLibrary`` or its path;
+build it with :func:`denoisezoo.export.c.c_model`): one ``DzModel`` per stream (created on open,
+destroyed on close), one ``dz_process_many`` call per hop for the streams served. **The C library
+does its own STFT, mask, attenuation limit and overlap-add: the pool's framing is bypassed** for
+it. The limit goes to ``dz_set_atten_lim_db`` (ramped in C over the same 4 hops); the pool mixes
+dry/wet on the output hop (``wet * C out + (1 - wet) * delayed input``, ramped per hop: with both
+set, the mix comes after the limit, the other backends mix first); a stream the deadline skips
+goes through ``dz_bypass_many`` (input delayed through the C overlap-add, network state kept),
+so ``overload="mask"`` is refused there. Each stream equals the library's lone ``dz_process``.
 
 Deadline (``budget_ms``, default: the hop duration) and overload policy
 ---------------------------------------------------------------------------
@@ -41,6 +49,7 @@ recorded): the mode for files, where there is no deadline.
 from __future__ import annotations
 
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -51,6 +60,7 @@ import torch
 
 from denoisezoo.dsp.stft import StftGeometry
 from denoisezoo.dsp.strength import StrengthRamps
+from denoisezoo.streaming.c_runtime import CLibrary, CStepModel
 from denoisezoo.streaming.onnx_runtime import OnnxStepModel
 from denoisezoo.streaming.streamer import (
     FALLBACKS,
@@ -63,7 +73,7 @@ from denoisezoo.streaming.streamer import (
 
 __all__ = ["StreamPool", "POOL_BACKENDS", "batch_axis_of", "state_batch_axes"]
 
-POOL_BACKENDS = ("torch", "onnx")
+POOL_BACKENDS = ("torch", "onnx", "c")
 _ADMIT_SHARE = 0.9  # share of the budget the admission plans to use
 _EMA = 0.3  # weight of the newest hop in the cost estimates
 
@@ -107,14 +117,20 @@ def _cat(parts: list, ax: int):
     return np.concatenate(parts, axis=ax)
 
 
+def _destroy_all(lib: CLibrary, handles: set[int]) -> None:
+    for h in handles:
+        lib.destroy(h)
+
+
 class StreamPool:
     """Many independent streams of one model, all advanced by one batched step per hop.
 
     Args:
         model: a streamable model (``backend="torch"``), or an exported step with a dynamic batch
             axis: an :class:`~denoisezoo.streaming.OnnxStepModel` or the ``.onnx`` path
-            (``backend="onnx"``).
-        backend: ``"torch"`` or ``"onnx"``.
+            (``backend="onnx"``); a built C library: a :class:`~denoisezoo.streaming.CStepModel`,
+            :class:`~denoisezoo.streaming.CLibrary` or its path (``backend="c"``).
+        backend: ``"torch"``, ``"onnx"`` or ``"c"``.
         budget_ms: compute budget of one :meth:`process` call (default: the hop duration).
         overload: what a stream the pool cannot serve in time gets, ``"passthrough"`` or
             ``"mask"``; ``None``: serve every stream every hop (no deadline policy).
@@ -143,7 +159,21 @@ class StreamPool:
             raise ValueError(f"backend must be one of {POOL_BACKENDS}, got {backend!r}")
         if overload is not None and overload not in FALLBACKS:
             raise ValueError(f"overload must be one of {FALLBACKS} or None, got {overload!r}")
-        if backend == "onnx":
+        self.library: CLibrary | None = None
+        if backend == "c":
+            if overload == "mask":
+                raise ValueError("backend='c' runs the STFT in C: its overload fallback is "
+                                 "'passthrough' (or None), not 'mask'")
+            lib = model.library if isinstance(model, CStepModel) else model
+            lib = CLibrary(lib) if isinstance(lib, str | Path) else lib
+            if not isinstance(lib, CLibrary):
+                raise ValueError("backend='c' takes a built C library (CStepModel, CLibrary or its "
+                                 "path); build it with denoisezoo.export.c.c_model(model)")
+            self.library = model = lib
+            self._handles = np.zeros(0, np.uintp)  # one DzModel per open stream, slot order
+            self._owned: set[int] = set()
+            weakref.finalize(self, _destroy_all, lib, self._owned)
+        elif backend == "onnx":
             model = OnnxStepModel(model) if isinstance(model, str | Path) else model
             if not isinstance(model, OnnxStepModel):
                 raise ValueError("backend='onnx' takes an OnnxStepModel or an .onnx path; export "
@@ -167,8 +197,9 @@ class StreamPool:
         self.vad = vad
         self.clock = clock
         self.window = self.geometry.make_window(torch.float32)
-        self._axes = state_batch_axes(model)
-        self._state_type = type(model.initial_state(1, None, torch.float32))
+        if self.library is None:
+            self._axes = state_batch_axes(model)
+            self._state_type = type(model.initial_state(1, None, torch.float32))
         g = self.geometry
         d = g.n_fft - g.hop_length
         # one row per open stream, in slot order (the order of ``_sids``)
@@ -239,6 +270,10 @@ class StreamPool:
         self._last_x, self._last_y = torch.cat([self._last_x, zero]), torch.cat([self._last_y, zero])
         if self.vad:
             self._vad[sid] = []
+        if self.library is not None:
+            h = self.library.create()
+            self._owned.add(h)
+            self._handles = np.append(self._handles, np.uintp(h))
         if strength:
             self.set_strength(sid, atten_lim_db, wet)
         return sid
@@ -258,12 +293,20 @@ class StreamPool:
         keep = torch.from_numpy(np.delete(np.arange(self._last_x.shape[0]), i))
         self._last_x, self._last_y = self._last_x[keep], self._last_y[keep]
         self._vad.pop(sid, None)
+        if self.library is not None:
+            h = int(self._handles[i])
+            self._handles = np.delete(self._handles, i)
+            self._owned.discard(h)
+            self.library.destroy(h)
 
     def set_strength(self, sid: int, atten_lim_db: float | None = None, wet: float = 1.0) -> None:
         """Strength controls of stream ``sid`` (as :meth:`Streamer.set_strength
         <denoisezoo.streaming.Streamer.set_strength>`: ramped over a few hops once it runs)."""
         i = self._row(sid)
         self._ramps.set(i, atten_lim_db, wet, started=bool(self._frames[i] > 0))
+        if self.library is not None:  # C: 0 = no limit; a 0 dB limit (no suppression) = tiny dB
+            db = 0.0 if atten_lim_db is None or np.isinf(atten_lim_db) else max(atten_lim_db, 1e-30)
+            self.library.set_atten_lim_db(int(self._handles[i]), db)
 
     def pop_vad(self, sid: int) -> np.ndarray:
         """Voice-activity values ``(n,)`` of stream ``sid``'s hops since the last call (needs
@@ -286,11 +329,18 @@ class StreamPool:
         n = rows.shape[0]
         seq = np.concatenate([self._hist[rows], x], axis=-1)  # N, n_fft
         self._hist[rows] = seq[:, hop:]
-        spec = frame_spectra(seq, 1, self.window, n_fft, hop)  # N, 1, F
         serve = self._admit(rows)
-        enh, vad, t_model = self._run_served(rows, serve, spec)
-        out_spec = self._ramps.apply(rows, spec, enh)
-        y, self._ola[rows] = overlap_add(out_spec, self._ola[rows], self.window, n_fft, hop)
+        if self.library is not None:  # the C library frames, denoises, limits and overlap-adds
+            y, vad, t_model = self._run_c(rows, serve, x)
+            vals = self._ramps.values(rows, 1)  # wet (its limit is ramped in C)
+            if vals is not None and (vals[1] != 1.0).any():
+                wet = vals[1].astype(np.float32)  # N, 1
+                y = wet * y + (1 - wet) * seq[:, :hop]  # dry: the input delayed by n_fft - hop
+        else:
+            spec = frame_spectra(seq, 1, self.window, n_fft, hop)  # N, 1, F
+            enh, vad, t_model = self._run_served(rows, serve, spec)
+            out_spec = self._ramps.apply(rows, spec, enh)
+            y, self._ola[rows] = overlap_add(out_spec, self._ola[rows], self.window, n_fft, hop)
         self._frames[rows] += 1
         if self.vad:
             if vad is not None:
@@ -394,8 +444,7 @@ class StreamPool:
         else:
             self._scatter_state(srows, nxt)
         t_model = self.clock() - t0
-        self._model_hops[srows] += 1
-        self._last_served[srows] = self._hop_index
+        self._mark_served(srows)
         if self.overload == "mask":
             self._last_x[srows], self._last_y[srows] = spec[serve, 0], enh[:, 0]
             self._has_last[srows] = True
@@ -404,6 +453,31 @@ class StreamPool:
         out = self._fallback(rows, spec)
         out[serve] = enh
         return out, (None if vad is None else vad[:, 0]), t_model
+
+    def _mark_served(self, srows: np.ndarray) -> None:
+        self._model_hops[srows] += 1
+        self._last_served[srows] = self._hop_index
+
+    def _run_c(self, rows: np.ndarray, serve: np.ndarray, x: np.ndarray):
+        """``dz_process_many`` for ``rows[serve]``, ``dz_bypass_many`` for the rest: ``(y, vad, s)``."""
+        n, lib = rows.shape[0], self.library
+        self._hop_index += 1
+        handles = self._handles[rows]
+        if serve.size == n:
+            t0 = self.clock()
+            y, vad = lib.process_many(handles, x)
+            t_model = self.clock() - t0
+        else:
+            y, vad, t_model = np.empty_like(x), None, 0.0
+            if serve.size:
+                t0 = self.clock()
+                y[serve], vad = lib.process_many(handles[serve], x[serve])
+                t_model = self.clock() - t0
+            skip = np.setdiff1d(np.arange(n), serve, assume_unique=True)
+            y[skip] = lib.bypass_many(handles[skip], x[skip])
+        if serve.size:
+            self._mark_served(rows[serve])
+        return y, vad, t_model
 
     def _fallback(self, rows: np.ndarray, spec: torch.Tensor) -> torch.Tensor:
         if self.overload != "mask":

@@ -32,6 +32,17 @@ DZ_EXPORT float dz_process(DzModel *m, const float *in, float *out);
    (also for a negative, infinite or NaN db), as the Python control (Streamer.set_strength with
    atten_lim_db=None); a change ramps in over 4 hops, as there */
 DZ_EXPORT void dz_set_atten_lim_db(DzModel *m, float db);
+/* n streams in one call (a server's hop): models[i] advances by in[i * dz_hop_size() ...]
+   into out[i * dz_hop_size() ...] exactly as dz_process(models[i], ...), and vad[i] gets its
+   speech probability (vad may be NULL). in and out are [n][dz_hop_size()] floats and must not
+   overlap; no allocation. Returns 0, or -1 (nothing done) for n < 0 or a NULL pointer. */
+DZ_EXPORT int dz_process_many(DzModel *const *models, int n, const float *in, float *out, float *vad);
+/* A hop the network skips (an overloaded host): the input goes on through the model's STFT
+   history and overlap-add unchanged (out is the input delayed by DZ_DELAY once the earlier
+   hops have passed), the network state stays as it was, the attenuation-limit ramp goes on;
+   no FFT, a small fraction of dz_process. dz_bypass_many: n streams, as dz_process_many. */
+DZ_EXPORT void dz_bypass(DzModel *m, const float *in, float *out);
+DZ_EXPORT int dz_bypass_many(DzModel *const *models, int n, const float *in, float *out);
 
 #ifdef __cplusplus
 }

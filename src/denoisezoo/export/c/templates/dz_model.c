@@ -349,3 +349,47 @@ float dz_process(DzModel *m, const float *in, float *out)
     m->frames++;
     return prob;
 }
+
+void dz_bypass(DzModel *m, const float *in, float *out)
+{
+    int n;
+    memcpy(m->frame, m->history, sizeof(m->history));
+    for (n = 0; n < DZ_HOP; n++) {  /* as dz_process */
+        float v = isfinite(in[n]) ? in[n] : 0.0f;
+        m->frame[DZ_DELAY + n] = v > DZ_INPUT_LIMIT ? DZ_INPUT_LIMIT : (v < -DZ_INPUT_LIMIT ? -DZ_INPUT_LIMIT : v);
+    }
+    memcpy(m->history, m->frame + DZ_HOP, sizeof(m->history));
+    /* enhanced = noisy spectrum: irfft(rfft(frame w)) w = frame w^2, no FFT needed */
+    for (n = 0; n < DZ_N_FFT; n++)
+        m->out_frame[n] = m->frame[n] * m->window[n] * m->window[n];
+    for (n = 0; n < DZ_HOP; n++)
+        out[n] = (n < DZ_DELAY ? m->ola[n] : 0.0f) + m->out_frame[n];
+    for (n = 0; n < DZ_DELAY; n++)
+        m->ola[n] = (DZ_HOP + n < DZ_DELAY ? m->ola[DZ_HOP + n] : 0.0f) + m->out_frame[DZ_HOP + n];
+    m->floor_pos++;  /* the attenuation-limit ramp goes on, as in the Python pool */
+    m->frames++;
+}
+
+int dz_process_many(DzModel *const *models, int n, const float *in, float *out, float *vad)
+{
+    int i;
+    if (n < 0 || (n > 0 && (!models || !in || !out))) return -1;
+    for (i = 0; i < n; i++)
+        if (!models[i]) return -1;
+    for (i = 0; i < n; i++) {
+        float p = dz_process(models[i], in + (size_t)i * DZ_HOP, out + (size_t)i * DZ_HOP);
+        if (vad) vad[i] = p;
+    }
+    return 0;
+}
+
+int dz_bypass_many(DzModel *const *models, int n, const float *in, float *out)
+{
+    int i;
+    if (n < 0 || (n > 0 && (!models || !in || !out))) return -1;
+    for (i = 0; i < n; i++)
+        if (!models[i]) return -1;
+    for (i = 0; i < n; i++)
+        dz_bypass(models[i], in + (size_t)i * DZ_HOP, out + (size_t)i * DZ_HOP);
+    return 0;
+}
