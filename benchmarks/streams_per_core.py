@@ -2,12 +2,16 @@
 
 For each model (``gtcrn``: the shipped paper-size model, ``denoisezoo.load_model("gtcrn")``;
 ``rnnoise_16k``) and backend (``torch`` eager; ``onnx``: ONNX Runtime, the step exported with
-``export_onnx(..., dynamic_batch=True)`` for the pool and with batch 1 for the baseline), on one
-thread (``torch.set_num_threads(1)``, ORT ``intra_op_num_threads=1``):
+``export_onnx(..., dynamic_batch=True)`` for the pool and with batch 1 for the baseline; ``c``:
+the generated C library, built by ``denoisezoo.export.c.c_model`` with ``-O3 -march=native``,
+GTCRN only), on one thread (``torch.set_num_threads(1)``, ORT ``intra_op_num_threads=1``):
 
 - ``pool``: N streams in one :class:`denoisezoo.streaming.StreamPool` (``overload=None``: every
-  stream through the model every hop), one ``process`` call per hop;
-- ``baseline``: N :class:`denoisezoo.streaming.Streamer` objects, one per stream, each fed its hop.
+  stream through the model every hop), one ``process`` call per hop (``c``: one
+  ``dz_process_many`` call for all N streams, the C library doing STFT, network and overlap-add);
+- ``baseline``: N :class:`denoisezoo.streaming.Streamer` objects, one per stream, each fed its hop
+  (``c``: N ``DzModel`` s, one ``dz_process`` ctypes call per stream and hop,
+  ``CLibrary.process``).
 
 Hop latency = time to produce one hop for all N streams (framing + model + overlap-add), on
 two clocks: the thread's CPU time (``time.thread_time``: what a core of its own would take) and
@@ -64,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "streams_per_core")
     p.add_argument("--models", default="gtcrn,rnnoise_16k", help="shipped models (default: %(default)s)")
-    p.add_argument("--backends", default="torch,onnx", help="default: %(default)s")
+    p.add_argument("--backends", default="torch,onnx,c",
+                   help="default: %(default)s (c: GTCRN models only)")
     p.add_argument("--hops", type=int, default=100, help="timed hops per point (default 100)")
     p.add_argument("--warmup", type=int, default=5, help="hops before timing (default 5)")
     p.add_argument("--max-streams", type=int, default=2048)
@@ -135,6 +140,25 @@ def time_streamers(model, n: int, clip_hops: np.ndarray, budget_ms: float, hops:
             s.feed(h)
 
     return _run_points(step, budget_ms, hops, warmup)
+
+
+def time_c_lone(lib, n: int, clip_hops: np.ndarray, budget_ms: float, hops: int,
+                warmup: int) -> dict:
+    """N C models, one ``dz_process`` call per stream and hop (the C baseline)."""
+    handles = [lib.create() for _ in range(n)]
+    offsets = (np.arange(n) * 37) % clip_hops.shape[0]
+    out = np.empty(lib.hop, np.float32)
+
+    def step(t: int) -> None:
+        x = clip_hops[(t + offsets) % clip_hops.shape[0]]
+        for h, hop in zip(handles, x, strict=True):
+            lib.process(h, hop, out)
+
+    try:
+        return _run_points(step, budget_ms, hops, warmup)
+    finally:
+        for h in handles:
+            lib.destroy(h)
 
 
 def streams_per_core(measure: Callable[[int], dict], budget_ms: float, n_max: int,
@@ -219,6 +243,14 @@ def bench_model(name: str, backends: list[str], args, tmp: Path, peak: float) ->
     for backend in backends:
         if backend == "torch":
             pool_model = base_model = model
+        elif backend == "c":
+            if not name.startswith("gtcrn"):
+                print(f"{name} c: no C export for this family, skipped", file=sys.stderr)
+                continue
+            from denoisezoo.export.c import c_model
+
+            pool_model = c_model(model, name=name)  # a CStepModel, built once into the cache
+            base_model = pool_model.library
         else:
             export_onnx(model, tmp / f"{name}_dyn.onnx", dynamic_batch=True, overwrite=True)
             export_onnx(model, tmp / f"{name}_b1.onnx", overwrite=True)
@@ -230,6 +262,9 @@ def bench_model(name: str, backends: list[str], args, tmp: Path, peak: float) ->
             if engine == "pool":
                 def measure(n, m=pool_model, b=backend):
                     return time_pool(m, b, n, clip_hops, budget, args.hops, args.warmup)
+            elif backend == "c":
+                def measure(n, lib=base_model):
+                    return time_c_lone(lib, n, clip_hops, budget, args.hops, args.warmup)
             else:
                 def measure(n, m=base_model):
                     return time_streamers(m, n, clip_hops, budget, args.hops, args.warmup)
@@ -362,6 +397,9 @@ def to_markdown(report: dict[str, Any]) -> str:
         "thread's CPU time (what a core of its own would take; the wall clock of this shared "
         "machine is given beside it). `pool` = one "
         "`StreamPool`, one batched model step per hop; `baseline` = one `Streamer` per stream. "
+        "Backend `c`: the generated C library (`-O3 -march=native`); its pool makes one "
+        "`dz_process_many` call per hop for all streams (STFT, network and overlap-add in C), its "
+        "baseline one `dz_process` ctypes call per stream and hop. "
         f"{report['hops']} timed hops per point. Compute limit = single-thread float32 matmul "
         f"rate measured in this run ({report['matmul_peak_macs'] / 1e9:.1f} GMAC/s) / the "
         "model's MACs per second of audio.",
@@ -411,13 +449,14 @@ def verdicts(report: dict[str, Any]) -> list[str]:
     out = []
     for mm in report["models"]:
         rows = {(r["backend"], r["engine"]): r for r in mm["rows"]}
-        for backend in {r["backend"] for r in mm["rows"]}:
+        for backend in dict.fromkeys(r["backend"] for r in mm["rows"]):
             p, b = rows.get((backend, "pool")), rows.get((backend, "baseline"))
             if not (p and b):
                 continue
             gain = p["streams_per_core"] / max(b["streams_per_core"], 1)
-            line = (f"{mm['model']} {backend}: pool {p['streams_per_core']} vs one Streamer per "
-                    f"stream {b['streams_per_core']} real-time streams per core ({gain:.1f}x; by "
+            base = "one dz_process call per stream" if backend == "c" else "one Streamer per stream"
+            line = (f"{mm['model']} {backend}: pool {p['streams_per_core']} vs {base} "
+                    f"{b['streams_per_core']} real-time streams per core ({gain:.1f}x; by "
                     f"the wall clock of this shared machine {p['streams_per_core_wall']} vs "
                     f"{b['streams_per_core_wall']}); "
                     f"compute limit ~{mm['compute_limit_streams']:.0f} streams, the pool runs at "
