@@ -36,10 +36,10 @@ from denoisezoo.ulunas.official import is_official_checkpoint as is_official_ulu
 from denoisezoo.ulunas.official import model_from_official_state as ulunas_from_official_state
 
 __all__ = [
+    "DEFAULT_MODEL",
     "FAMILIES",
     "PRESETS",
     "build_model",
-    "DEFAULT_MODEL",
     "load_model",
     "save_checkpoint",
     "load_checkpoint_file",

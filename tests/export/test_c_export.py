@@ -26,6 +26,10 @@ API = [
     "int dz_hop_size(void);",
     "float dz_process(DzModel *m, const float *in, float *out);",
     "void dz_set_atten_lim_db(DzModel *m, float db);",
+    # for servers (StreamPool backend "c"): many streams per call, a hop through the STFT only
+    "int dz_process_many(DzModel *const *models, int n, const float *in, float *out, float *vad);",
+    "void dz_bypass(DzModel *m, const float *in, float *out);",
+    "int dz_bypass_many(DzModel *const *models, int n, const float *in, float *out);",
 ]
 
 
@@ -52,7 +56,7 @@ def test_folder_holds_sources_header_makefile_and_sidecar(tiny_folder):
     header = re.sub(r"/\*.*?\*/", "", (folder / "denoisezoo.h").read_text(), flags=re.S)
     header = " ".join(header.split("typedef struct DzModel DzModel;")[1].split())
     declared = re.findall(r"DZ_EXPORT ([^;]*;)", header)
-    assert declared == API  # exactly the API, nothing more, nothing less
+    assert declared == API  # the API plus the server calls, nothing more
     side = json.loads((folder / SIDECAR).read_text())
     assert side == meta and side["family"] == "gtcrn" and side["delay"] == 256
     assert side["geometry"] == {"sample_rate": 16000, "n_fft": 512, "hop_length": 256,

@@ -96,8 +96,9 @@ def test_parameter_counts():
 def test_macs():
     m = rnnoise_48k()
     per_s = macs_per_second(m)
-    # each weight is used once per frame (100 frames/s), plus the DSP front end and gates
-    assert 100 * 87_503 < per_s < 100e6
+    # each weight is used once per frame (100 frames/s), plus the DSP front end and gates; the
+    # release DSP's input high-pass, a 482 x 482 product per hop, is 46 M of the 106.9 M
+    assert 100 * 87_503 < per_s < 120e6
     spec = torch.randn(1, 481, 3, 2)
     assert count_macs(m, spec) == pytest.approx(3 * count_macs(m, spec[:, :, :1]), rel=1e-6)
 
