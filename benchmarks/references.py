@@ -26,17 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from streaming import clip  # the sibling benchmark's clip (benchmarks/ is on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
 ULUNAS_ONNX = "reference/ul-unas/onnx/ulunas_stream_simple.onnx"
-
-
-def _clip(sr: int, seconds: float) -> np.ndarray:
-    t = np.arange(int(seconds * sr)) / sr
-    phase = 2 * np.pi * np.cumsum(120 + 40 * np.sin(2 * np.pi * 0.7 * t)) / sr
-    x = sum(np.sin(k * phase) / k for k in range(1, 12)) * (np.sin(2 * np.pi * 2.5 * t) > 0)
-    x = 0.2 * x + 0.05 * np.random.default_rng(0).standard_normal(len(t))
-    return (0.5 * x / np.abs(x).max()).astype(np.float32)
 
 
 def _summary(times: list[float]) -> dict[str, float]:
@@ -120,18 +113,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
         jobs = []  # (group, system, hop_ms, timer)
-        x48 = _clip(48000, args.seconds)
+        x48 = clip(args.seconds, 48000).numpy()
         jobs.append(("RNNoise", "RNNoise C library (pyrnnoise), 48 kHz", 10.0,
                      lambda: time_pyrnnoise(x48)))
         for name in ("rnnoise_16k", "rnnoise_48k"):
             m = denoisezoo.load_model(name)
-            spec = stft(torch.from_numpy(_clip(m.geometry.sample_rate, args.seconds))[None], m.geometry)
+            spec = stft(clip(args.seconds, m.geometry.sample_rate)[None], m.geometry)
             jobs.append(("RNNoise", f"`{name}` PyTorch eager step", 10.0,
                          lambda m=m, spec=spec: time_torch_step(m, spec)))
             jobs.append(("RNNoise", f"`{name}` ONNX Runtime step", 10.0,
                          exported_step_timer(m, spec, tmp, name)))
         ul = denoisezoo.load_model("ulunas")
-        spec = stft(torch.from_numpy(_clip(16000, args.seconds))[None], ul.geometry)
+        spec = stft(clip(args.seconds)[None], ul.geometry)
         jobs.append(("UL-UNAS", "`ulunas` PyTorch eager step", 16.0, lambda: time_torch_step(ul, spec)))
         jobs.append(("UL-UNAS", "`ulunas` ONNX Runtime step (ours)", 16.0,
                      exported_step_timer(ul, spec, tmp, "ulunas")))
