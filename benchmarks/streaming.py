@@ -72,14 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def clip(seconds: float, sr: int = 16000, seed: int = 0) -> torch.Tensor:
-    """A deterministic speech-like test clip (harmonic bursts + noise), ``(N,)`` float32."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sr)
-    t = np.arange(n) / sr
-    phase = 2 * np.pi * np.cumsum(120 + 40 * np.sin(2 * np.pi * 0.7 * t)) / sr
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 12)) * (np.sin(2 * np.pi * 2.5 * t) > 0)
-    x = 0.2 * voiced + 0.05 * rng.standard_normal(n)
-    return torch.from_numpy((0.5 * x / np.abs(x).max()).astype(np.float32))
+    """A deterministic speech-like test clip (:func:`denoisezoo.dsp.signals.speechlike`), ``(N,)``."""
+    from denoisezoo.dsp.signals import speechlike
+
+    return torch.from_numpy(speechlike(int(seconds * sr), sr, seed))
 
 
 def _summary(times_s: list[float] | np.ndarray, hop_s: float) -> dict[str, float]:

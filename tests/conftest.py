@@ -9,6 +9,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from denoisezoo.dsp.signals import speechlike as _speechlike
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
@@ -62,15 +64,8 @@ def shared_file(rel: str) -> Path:
 
 
 def speechlike(n: int, sr: int = 16000, seed: int = 0) -> np.ndarray:
-    """A deterministic, speech-like test signal (harmonic bursts + noise), float32 in [-0.5, 0.5]."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / sr
-    f0 = 120 + 40 * np.sin(2 * np.pi * 0.7 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / sr
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
-    env = (np.sin(2 * np.pi * 2.5 * t) > 0).astype(float)
-    x = 0.2 * voiced * env + 0.05 * rng.standard_normal(n)
-    return (0.5 * x / np.max(np.abs(x))).astype(np.float32)
+    """:func:`denoisezoo.dsp.signals.speechlike` under the tests' argument names."""
+    return _speechlike(n, sr, seed)
 
 
 @pytest.fixture

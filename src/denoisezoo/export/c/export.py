@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from denoisezoo.audio import refuse_existing
+from denoisezoo.dsp.signals import speechlike
 from denoisezoo.export.c.tables import render_config, render_weights
 from denoisezoo.hub import family_of
 
@@ -126,14 +127,8 @@ def export_ladspa(model: torch.nn.Module, folder: str | Path, name: str | None =
 
 
 def check_signal(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
-    """A deterministic speech-like check signal: harmonic bursts over noise, peak 0.5."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sample_rate)
-    t = np.arange(n) / sample_rate
-    phase = 2 * np.pi * np.cumsum(120 + 40 * np.sin(2 * np.pi * 0.7 * t)) / sample_rate
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 12)) * (np.sin(2 * np.pi * 2.5 * t) > 0)
-    x = 0.2 * voiced + 0.05 * rng.standard_normal(n)
-    return (0.5 * x / max(np.abs(x).max(), 1e-9)).astype(np.float32)
+    """A deterministic speech-like check signal (:func:`denoisezoo.dsp.signals.speechlike`)."""
+    return speechlike(int(seconds * sample_rate), sample_rate, seed)
 
 
 def check_library(model: torch.nn.Module, library: str | Path, x: np.ndarray | None = None,
